@@ -1,0 +1,153 @@
+//! HTTP transport of the server API (protocol.md §5.1, §5.2): per-method
+//! `POST /api/<method>` and legacy `POST /api`, API key checks, and the
+//! two error modes. Only parsing, auth and error mapping live here; the
+//! work is in [`super::Executor`].
+
+use super::{ApiError, Executor, canonical_method};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// State of the API routes.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Executor.
+    pub exec: Executor,
+    /// Required key (empty = every call refused, unless insecure).
+    pub key: String,
+    /// No key check.
+    pub insecure: bool,
+    /// Default error mode is `transport`.
+    pub transport_errors: bool,
+    /// Cancelled at shutdown: legacy API answers 503 then.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
+    if st.insecure {
+        return true;
+    }
+    if st.key.is_empty() {
+        return false;
+    }
+    // If X-API-Key is present it is the only credential considered (§5.1).
+    if let Some(v) = headers.get("x-api-key") {
+        return v.as_bytes() == st.key.as_bytes();
+    }
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let mut parts = v.splitn(2, ' ');
+        if let (Some(scheme), Some(k)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("apikey")
+        {
+            return k.trim() == st.key;
+        }
+    }
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            if let Some(k) = pair.strip_prefix("api_key=") {
+                return k == st.key;
+            }
+        }
+    }
+    false
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn bad_request() -> Response {
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Bad Request\n").into_response()
+}
+
+fn transport_mode(st: &ApiState, headers: &HeaderMap) -> bool {
+    match headers.get("x-centrifugo-error-mode").and_then(|v| v.to_str().ok()) {
+        Some(m) => m.eq_ignore_ascii_case("transport"),
+        None => st.transport_errors,
+    }
+}
+
+/// `POST /api/<method>`.
+pub async fn per_method(
+    State(st): State<ApiState>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&st, &headers, query.as_deref()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(method) = canonical_method(&Value::String(method)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let params: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return bad_request(),
+    };
+    let result = st.exec.call(method, params).await;
+    match result {
+        // batch answers at the top level, not inside `result` (§5.4).
+        Ok(v) if method == "batch" => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
+        Ok(v) => json_response(StatusCode::OK, serde_json::to_vec(&serde_json::json!({"result": v})).unwrap_or_default()),
+        Err(e) => error_response(&e, transport_mode(&st, &headers)),
+    }
+}
+
+fn error_response(e: &ApiError, transport: bool) -> Response {
+    if transport {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(status, serde_json::to_vec(e).unwrap_or_default())
+    } else {
+        json_response(StatusCode::OK, serde_json::to_vec(&serde_json::json!({"error": e})).unwrap_or_default())
+    }
+}
+
+/// Legacy `POST /api`: newline-delimited `{"method","params","id"?}` commands.
+pub async fn legacy(State(st): State<ApiState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&st, &headers, query.as_deref()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if st.shutdown.is_cancelled() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    #[derive(serde::Deserialize)]
+    struct Cmd {
+        #[serde(default)]
+        id: Option<Value>,
+        method: Value,
+        #[serde(default)]
+        params: Value,
+    }
+    let mut cmds = Vec::new();
+    for line in body.split(|b| *b == b'\n') {
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let Ok(cmd) = serde_json::from_slice::<Cmd>(line) else { return bad_request() };
+        // An unknown method name fails decoding in Centrifugo: the whole request is a 400.
+        let Some(method) = canonical_method(&cmd.method) else { return bad_request() };
+        cmds.push((cmd.id, method, cmd.params));
+    }
+    if cmds.is_empty() {
+        return bad_request();
+    }
+    let mut out = Vec::new();
+    for (i, (id, method, params)) in cmds.into_iter().enumerate() {
+        let mut reply = serde_json::Map::new();
+        if let Some(id) = id.filter(|v| !v.is_null()) {
+            reply.insert("id".into(), id);
+        }
+        match st.exec.call(method, params).await {
+            Ok(v) => reply.insert("result".into(), v),
+            Err(e) => reply.insert("error".into(), serde_json::to_value(&e).unwrap_or_default()),
+        };
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend(serde_json::to_vec(&reply).unwrap_or_default());
+    }
+    json_response(StatusCode::OK, out)
+}

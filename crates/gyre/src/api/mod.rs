@@ -1,0 +1,180 @@
+//! The server API executor: one transport-neutral implementation behind both
+//! HTTP styles (per-method and legacy), the batch method and the CLI verbs
+//! (protocol.md §5). Requests and results are JSON; a body whose fields have
+//! the wrong types is answered with 107 `bad request`, never a panic.
+
+pub mod http;
+mod methods;
+mod protect;
+
+use crate::node::Node;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A server API error (protocol.md §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{code} {message}")]
+pub struct ApiError {
+    /// Code.
+    pub code: u32,
+    /// Message.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(code: u32, message: &str) -> Self {
+        ApiError { code, message: message.into() }
+    }
+    /// 100 internal server error.
+    pub fn internal() -> Self {
+        Self::new(100, "internal server error")
+    }
+    /// 102 unknown channel.
+    pub fn unknown_channel() -> Self {
+        Self::new(102, "unknown channel")
+    }
+    /// 104 not found (note: not the client protocol's "method not found").
+    pub fn not_found() -> Self {
+        Self::new(104, "not found")
+    }
+    /// 107 bad request.
+    pub fn bad_request() -> Self {
+        Self::new(107, "bad request")
+    }
+    /// 108 not available.
+    pub fn not_available() -> Self {
+        Self::new(108, "not available")
+    }
+    /// 112 unrecoverable position.
+    pub fn unrecoverable() -> Self {
+        Self::new(112, "unrecoverable position")
+    }
+    /// HTTP status in the `transport` error mode.
+    pub fn http_status(&self) -> u16 {
+        match self.code {
+            100 => 500,
+            102 | 104 => 404,
+            107 | 108 => 400,
+            112 => 416,
+            113 => 409,
+            _ => 500,
+        }
+    }
+}
+
+/// Every API method Gyre serves, in legacy enum order where one exists.
+pub const METHODS: &[&str] = &[
+    "publish", "broadcast", "unsubscribe", "disconnect", "presence", "presence_stats", "history", "history_remove",
+    "channels", "info", "rpc", "subscribe", "refresh", "", "connections", "", "", "", "block_user", "unblock_user",
+    "revoke_token", "invalidate_user_tokens",
+];
+
+/// Gyre extensions (not in Centrifugo).
+pub const EXTENSION_METHODS: &[&str] = &["block_list", "user_block_status", "revoked_tokens", "user_tokens_invalidations"];
+
+/// Resolves a method name (case-insensitive) or legacy number to its canonical name.
+pub fn canonical_method(m: &Value) -> Option<&'static str> {
+    match m {
+        Value::String(s) => {
+            let lower = s.to_ascii_lowercase();
+            METHODS.iter().chain(EXTENSION_METHODS).chain(["batch"].iter()).copied().find(|n| !n.is_empty() && *n == lower)
+        }
+        Value::Number(n) => n.as_u64().and_then(|i| METHODS.get(i as usize)).copied().filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+/// Decodes method params; wrong types are 107.
+fn params<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    let v = if v.is_null() { Value::Object(Default::default()) } else { v };
+    serde_json::from_value(v).map_err(|_| ApiError::bad_request())
+}
+
+fn to_value<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Object(Default::default()))
+}
+
+/// The executor.
+#[derive(Clone)]
+pub struct Executor {
+    node: Arc<Node>,
+}
+
+impl Executor {
+    /// Executor over a node.
+    pub fn new(node: Arc<Node>) -> Self {
+        Executor { node }
+    }
+
+    /// Runs one method by canonical name.
+    pub async fn call(&self, method: &str, p: Value) -> Result<Value, ApiError> {
+        match method {
+            "batch" => self.batch(p).await,
+            _ => self.call_simple(method, p),
+        }
+    }
+
+    fn call_simple(&self, method: &str, p: Value) -> Result<Value, ApiError> {
+        let n = &self.node;
+        match method {
+            "publish" => methods::publish(n, params(p)?),
+            "broadcast" => methods::broadcast(n, params(p)?),
+            "subscribe" => methods::subscribe(n, params(p)?),
+            "unsubscribe" => methods::unsubscribe(n, params(p)?),
+            "disconnect" => methods::disconnect(n, params(p)?),
+            "refresh" => methods::refresh(n, params(p)?),
+            "presence" => methods::presence(n, params(p)?),
+            "presence_stats" => methods::presence_stats(n, params(p)?),
+            "history" => methods::history(n, params(p)?),
+            "history_remove" => methods::history_remove(n, params(p)?),
+            "channels" => methods::channels(n, params(p)?),
+            "info" => Ok(methods::info(n)),
+            "rpc" => Err(ApiError::not_found()), // no RPC extensions registered (§5.4)
+            "connections" => protect::connections(n, params(p)?),
+            "block_user" => protect::block_user(n, params(p)?),
+            "unblock_user" => protect::unblock_user(n, params(p)?),
+            "revoke_token" => protect::revoke_token(n, params(p)?),
+            "invalidate_user_tokens" => protect::invalidate_user_tokens(n, params(p)?),
+            "block_list" => protect::block_list(n, params(p)?),
+            "user_block_status" => protect::user_block_status(n, params(p)?),
+            "revoked_tokens" => protect::revoked_tokens(n, params(p)?),
+            "user_tokens_invalidations" => protect::user_tokens_invalidations(n, params(p)?),
+            _ => Err(ApiError::not_found()),
+        }
+    }
+
+    /// `batch`: `{"commands":[{"<method>":{...}}],"parallel":bool}` →
+    /// `{"replies":[{"<method>":{...}} | {"error":{...}}]}`. The answer is not
+    /// wrapped in `result` (§5.4); the HTTP layer knows that.
+    async fn batch(&self, p: Value) -> Result<Value, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            #[serde(default)]
+            commands: Vec<Value>,
+            #[serde(default)]
+            parallel: bool,
+        }
+        let b: Batch = params(p)?;
+        let _ = b.parallel; // every method here is synchronous and fast: sequential order is kept either way
+        let mut replies = Vec::with_capacity(b.commands.len());
+        for cmd in b.commands {
+            let item = match cmd {
+                Value::Object(m) if m.len() == 1 => {
+                    let (k, v) = m.into_iter().next().expect("one entry");
+                    match canonical_method(&Value::String(k.clone())).filter(|m| *m != "batch") {
+                        Some(method) => match self.call_simple(method, v) {
+                            Ok(r) => serde_json::json!({ method: r }),
+                            Err(e) => serde_json::json!({ "error": e }),
+                        },
+                        None => serde_json::json!({ "error": ApiError::not_found() }),
+                    }
+                }
+                _ => serde_json::json!({ "error": ApiError::bad_request() }),
+            };
+            replies.push(item);
+        }
+        Ok(serde_json::json!({ "replies": replies }))
+    }
+}

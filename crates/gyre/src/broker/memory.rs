@@ -1,0 +1,208 @@
+//! In-memory history: one stream per channel with an epoch, a monotonically
+//! growing offset, a size limit and a TTL (Centrifugo's memory engine).
+
+use crate::protocol::{Publication, StreamPosition};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SHARDS: usize = 64;
+
+/// Stream position after an operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamTop {
+    /// Offset of the newest publication.
+    pub offset: u64,
+    /// Epoch of the stream.
+    pub epoch: String,
+}
+
+/// History failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryError {
+    /// `since` names another epoch or a position no longer kept: 112.
+    Unrecoverable,
+}
+
+struct Entry {
+    publication: Publication,
+    expires: Instant,
+}
+
+struct Stream {
+    epoch: String,
+    top: u64,
+    items: VecDeque<Entry>,
+    meta_expires: Option<Instant>,
+}
+
+/// The in-memory history store.
+pub struct MemoryBroker {
+    hasher: foldhash::fast::RandomState,
+    shards: Vec<Mutex<HashMap<String, Stream>>>,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn new_epoch() -> String {
+    // Centrifugo's memory engine uses a short random string.
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+impl MemoryBroker {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryBroker {
+            hasher: foldhash::fast::RandomState::default(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, ch: &str) -> &Mutex<HashMap<String, Stream>> {
+        &self.shards[(self.hasher.hash_one(ch) as usize) % SHARDS]
+    }
+
+    /// Appends a publication, assigning its offset; returns the new top.
+    pub fn add(&self, channel: &str, mut p: Publication, size: usize, ttl: Duration, meta_ttl: Duration) -> (Publication, StreamTop) {
+        let now = Instant::now();
+        let mut shard = self.shard(channel).lock();
+        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
+            epoch: new_epoch(),
+            top: 0,
+            items: VecDeque::new(),
+            meta_expires: None,
+        });
+        s.top += 1;
+        p.offset = s.top;
+        s.items.push_back(Entry { publication: p.clone(), expires: now + ttl });
+        while s.items.len() > size {
+            s.items.pop_front();
+        }
+        s.meta_expires = (!meta_ttl.is_zero()).then(|| now + meta_ttl);
+        (p, StreamTop { offset: s.top, epoch: s.epoch.clone() })
+    }
+
+    /// The current top of a channel's stream (creating the stream, as Centrifugo does).
+    pub fn top(&self, channel: &str) -> StreamTop {
+        let mut shard = self.shard(channel).lock();
+        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
+            epoch: new_epoch(),
+            top: 0,
+            items: VecDeque::new(),
+            meta_expires: None,
+        });
+        StreamTop { offset: s.top, epoch: s.epoch.clone() }
+    }
+
+    /// Publications after `since` (or all kept), at most `limit` (`None` = all).
+    pub fn history(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
+        let now = Instant::now();
+        let mut shard = self.shard(channel).lock();
+        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
+            epoch: new_epoch(),
+            top: 0,
+            items: VecDeque::new(),
+            meta_expires: None,
+        });
+        while s.items.front().is_some_and(|e| e.expires <= now) {
+            s.items.pop_front();
+        }
+        let top = StreamTop { offset: s.top, epoch: s.epoch.clone() };
+        let pubs: Vec<Publication> = match since {
+            Some(pos) => {
+                if pos.epoch != s.epoch && !(pos.epoch.is_empty() && pos.offset == 0) {
+                    return Err(HistoryError::Unrecoverable);
+                }
+                if pos.offset > s.top {
+                    return Err(HistoryError::Unrecoverable);
+                }
+                // The next wanted offset must still be kept.
+                let first_kept = s.items.front().map_or(s.top + 1, |e| e.publication.offset);
+                if pos.offset + 1 < first_kept {
+                    return Err(HistoryError::Unrecoverable);
+                }
+                s.items.iter().filter(|e| e.publication.offset > pos.offset).map(|e| e.publication.clone()).collect()
+            }
+            None => s.items.iter().map(|e| e.publication.clone()).collect(),
+        };
+        let mut pubs = pubs;
+        if reverse {
+            pubs.reverse();
+        }
+        if let Some(l) = limit {
+            pubs.truncate(l);
+        }
+        Ok((pubs, top))
+    }
+
+    /// Drops a channel's publications (the epoch and offset are kept).
+    pub fn remove_history(&self, channel: &str) {
+        if let Some(s) = self.shard(channel).lock().get_mut(channel) {
+            s.items.clear();
+        }
+    }
+
+    /// Drops expired publications and streams whose meta TTL passed.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for shard in &self.shards {
+            let mut m = shard.lock();
+            m.retain(|_, s| {
+                while s.items.front().is_some_and(|e| e.expires <= now) {
+                    s.items.pop_front();
+                }
+                !(s.items.is_empty() && s.meta_expires.is_some_and(|t| t <= now))
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::null;
+
+    fn p() -> Publication {
+        Publication { data: null(), info: None, offset: 0, tags: None }
+    }
+
+    #[test]
+    fn offsets_grow_and_size_limits_history() {
+        let b = MemoryBroker::new();
+        for _ in 0..5 {
+            b.add("c", p(), 3, Duration::from_secs(60), Duration::ZERO);
+        }
+        let (pubs, top) = b.history("c", None, None, false).unwrap();
+        assert_eq!(top.offset, 5);
+        assert_eq!(pubs.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![3, 4, 5]);
+        let since = StreamPosition { offset: 3, epoch: top.epoch.clone() };
+        let (pubs, _) = b.history("c", Some(&since), None, false).unwrap();
+        assert_eq!(pubs.len(), 2);
+        let gone = StreamPosition { offset: 1, epoch: top.epoch.clone() };
+        assert_eq!(b.history("c", Some(&gone), None, false).unwrap_err(), HistoryError::Unrecoverable);
+        let other = StreamPosition { offset: 4, epoch: "x".into() };
+        assert_eq!(b.history("c", Some(&other), None, false).unwrap_err(), HistoryError::Unrecoverable);
+        let (rev, _) = b.history("c", None, Some(1), true).unwrap();
+        assert_eq!(rev[0].offset, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_expires_publications() {
+        let b = MemoryBroker::new();
+        b.add("c", p(), 10, Duration::from_secs(1), Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(b.history("c", None, None, false).unwrap().0.is_empty());
+    }
+}

@@ -1,0 +1,322 @@
+//! `connect` and `refresh` (protocol.md §1.7, §1.8, §2.4): credentials from
+//! a JWT, the connect proxy or anonymous access; then the protective checks
+//! (blocked user right after the user id is known; revoked or invalidated
+//! token), connection limits, registration and server-side subscriptions.
+
+use super::{CmdError, CmdResult, Phase, Session};
+use crate::auth::TokenError;
+use crate::codes::{ClientError, Disconnect};
+use crate::node::handle::{ClientHandle, HandleState, TokenId, source};
+use crate::protect::TokenVerdict;
+use crate::protocol::{self, ConnectRequest, ConnectResult, RefreshRequest, RefreshResult, Raw, share};
+use crate::proxy::{self, ProxyError};
+use base64::Engine;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A server-side subscription to make at connect.
+pub(super) struct ServerSub {
+    pub channel: String,
+    pub info: Option<Raw>,
+    pub data: Option<Raw>,
+    pub expire_at: i64,
+    pub source: u8,
+}
+
+/// Decodes `b64info`-style fields: the bytes must be JSON to be embedded in
+/// the JSON protocol.
+pub(super) fn b64_json(s: &str) -> Option<Raw> {
+    if s.is_empty() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    serde_json::value::RawValue::from_string(text).ok().map(share)
+}
+
+fn token_error(e: TokenError) -> CmdError {
+    match e {
+        TokenError::Expired => ClientError::TOKEN_EXPIRED.into(),
+        TokenError::Invalid(reason) => {
+            tracing::debug!(reason, "invalid connection token");
+            Disconnect::invalid_token().into()
+        }
+        TokenError::Unavailable(reason) => {
+            tracing::warn!(reason, "token keys unavailable");
+            ClientError::INTERNAL.into()
+        }
+    }
+}
+
+fn proxy_error(e: ProxyError) -> CmdError {
+    match e {
+        ProxyError::Error(e) => CmdError::Error(e),
+        ProxyError::Disconnect(d) => CmdError::Disconnect(d),
+    }
+}
+
+impl Session {
+    pub(super) async fn connect(&mut self, id: u32, req: ConnectRequest) -> CmdResult {
+        let node = self.node.clone();
+        let cfg = &node.cfg.client;
+        let now = crate::auth::now();
+        let mut server_subs: Vec<ServerSub> = Vec::new();
+        let mut data: Option<Raw> = None;
+        let mut meta: Option<Raw> = None;
+        let user: String;
+        let exp: i64;
+        if !req.token.is_empty() {
+            let claims = node.verifier.verify_connect(&req.token).await.map_err(token_error)?;
+            if claims.sub.is_empty() && cfg.disallow_anonymous_connection_tokens {
+                return Err(Disconnect::permission_denied().into());
+            }
+            user = claims.sub;
+            // Centrifugo PRO: the block check runs right after the JWT is decoded.
+            self.check_connect_user(&user, now)?;
+            self.conn_token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+            match self.check_token_for(&user, &self.conn_token, now) {
+                TokenVerdict::Valid => {}
+                _ => return Err(ClientError::TOKEN_EXPIRED.into()),
+            }
+            exp = match claims.expire_at {
+                Some(e) => e, // expire_at decouples the connection lifetime from exp; 0 = never
+                None => claims.exp.unwrap_or(0),
+            };
+            self.conn_info = b64_json(&claims.b64info).or(claims.info.map(share));
+            meta = claims.meta.map(share);
+            if !claims.subs.is_empty() {
+                for (ch, o) in claims.subs {
+                    server_subs.push(ServerSub {
+                        info: b64_json(&o.b64info).or(o.info.map(share)),
+                        data: b64_json(&o.b64data).or(o.data.map(share)),
+                        channel: ch,
+                        expire_at: 0,
+                        source: source::CONNECTION_TOKEN,
+                    });
+                }
+            } else {
+                for ch in claims.channels {
+                    server_subs.push(ServerSub { channel: ch, info: None, data: None, expire_at: 0, source: source::CONNECTION_TOKEN });
+                }
+            }
+        } else if node.proxy.connect_enabled() {
+            let channels: Vec<&str> = req.subs.keys().map(String::as_str).collect();
+            let preq = proxy::ConnectRequest {
+                client: &self.id,
+                transport: "websocket",
+                protocol: "json",
+                encoding: "json",
+                name: &req.name,
+                version: &req.version,
+                data: req.data.as_deref(),
+                channels,
+            };
+            let result = node.proxy.connect(&preq, &self.headers, &req.headers).await.map_err(proxy_error)?;
+            let Some(r) = result else {
+                if cfg.allow_anonymous_connect_without_token || cfg.insecure {
+                    return self.finish_connect(id, &req, String::new(), 0, None, None, vec![]).await;
+                }
+                return Err(Disconnect::bad_request().into());
+            };
+            user = r.user;
+            // ... or right after the connect proxy answered.
+            self.check_connect_user(&user, now)?;
+            exp = r.expire_at;
+            if exp > 0 && exp < now {
+                return Err(ClientError::EXPIRED.into());
+            }
+            self.conn_info = b64_json(&r.b64info).or(r.info.map(share));
+            data = b64_json(&r.b64data).or(r.data.map(share));
+            meta = r.meta.map(share);
+            for (ch, o) in r.subs {
+                server_subs.push(ServerSub { channel: ch, info: o.info.map(share), data: o.data.map(share), expire_at: o.expire_at, source: source::CONNECT_PROXY });
+            }
+            for ch in r.channels {
+                server_subs.push(ServerSub { channel: ch, info: None, data: None, expire_at: 0, source: source::CONNECT_PROXY });
+            }
+            self.proxy_refresh = node.proxy.refresh_enabled();
+            return self.finish_connect(id, &req, user, exp, data, meta, server_subs).await;
+        } else if cfg.allow_anonymous_connect_without_token || cfg.insecure {
+            user = String::new();
+            exp = 0;
+        } else {
+            tracing::debug!("connect without credentials");
+            return Err(Disconnect::bad_request().into());
+        }
+        if exp > 0 && exp < now {
+            return Err(ClientError::EXPIRED.into());
+        }
+        self.proxy_refresh = node.proxy.refresh_enabled();
+        self.finish_connect(id, &req, user, exp, data, meta, server_subs).await
+    }
+
+    fn check_connect_user(&self, user: &str, now: i64) -> Result<(), CmdError> {
+        if self.node.cfg.user_block.enabled && self.node.protect.is_blocked(user, now) {
+            tracing::info!(user, "connect refused: user is blocked");
+            return Err(self.node.protect_codes.block.clone().into());
+        }
+        Ok(())
+    }
+
+    /// Token check before `self.user` is set.
+    pub(super) fn check_token_for(&self, user: &str, t: &TokenId, now: i64) -> TokenVerdict {
+        if t.is_empty() {
+            return TokenVerdict::Valid;
+        }
+        let cfg = &self.node.cfg;
+        let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
+        let iat = if cfg.user_tokens_invalidate.enabled { t.issued_at } else { 0 };
+        self.node.protect.check_token(user, jti, iat, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_connect(
+        &mut self,
+        id: u32,
+        req: &ConnectRequest,
+        user: String,
+        exp: i64,
+        data: Option<Raw>,
+        meta: Option<Raw>,
+        server_subs: Vec<ServerSub>,
+    ) -> CmdResult {
+        let node = self.node.clone();
+        let cfg = &node.cfg.client;
+        // Unknown channel among server-side subscriptions fails the connect (§3.1).
+        let mut resolved = Vec::with_capacity(server_subs.len());
+        for s in server_subs {
+            match node.channels.options(&s.channel) {
+                Ok(o) => resolved.push((s, o)),
+                Err(crate::config::channel::ChannelError::UnknownNamespace) => return Err(ClientError::UNKNOWN_CHANNEL.into()),
+                Err(_) => return Err(ClientError::BAD_REQUEST.into()),
+            }
+        }
+        if cfg.connection_limit > 0 && node.hub.num_clients() >= cfg.connection_limit {
+            return Err(Disconnect::connection_limit().into());
+        }
+        if cfg.user_connection_limit > 0 && !user.is_empty() && node.hub.user_connection_count(&user) >= cfg.user_connection_limit {
+            return Err(Disconnect::connection_limit().into());
+        }
+        self.user = Arc::from(user.as_str());
+        self.exp = exp;
+        let handle = Arc::new(ClientHandle {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            outbox: crate::transport::outbox::Outbox::new(cfg.queue_max_size),
+            app_name: req.name.chars().take(16).collect(),
+            app_version: req.version.chars().take(64).collect(),
+            connected_at_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+            info: Mutex::new(self.client_info(None)),
+            meta,
+            state: Mutex::new(HandleState { token: self.conn_token.clone(), ..Default::default() }),
+        });
+        node.hub.add_client(&handle);
+        if !self.conn_token.uid.is_empty() {
+            node.hub.add_token(&self.conn_token.uid, &handle);
+        }
+        self.handle = Some(handle);
+        self.phase = Phase::Connected;
+        let mut subs = BTreeMap::new();
+        for (s, opts) in resolved {
+            let hint = req.subs.get(&s.channel);
+            let recover = hint.and_then(|h| h.recover.then(|| crate::protocol::StreamPosition { offset: h.offset, epoch: h.epoch.clone() }));
+            let channel = s.channel.clone();
+            let res = self.add_server_sub(s, opts, recover);
+            subs.insert(channel, res);
+        }
+        let (expires, ttl) = if exp > 0 && !self.proxy_refresh {
+            (true, (exp - crate::auth::now()).max(0) as u32)
+        } else {
+            (false, 0)
+        };
+        // The first ping comes at a random moment in [interval/2, interval) (§1.10).
+        let interval = cfg.ping_interval.0;
+        let jitter = (self.id.as_bytes().iter().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(*b as u64)) % 1000) as u32;
+        self.next_ping = Some(Instant::now() + interval / 2 + (interval / 2) * jitter / 1000);
+        tracing::debug!(client = %self.id, user = %self.user, "client connected");
+        Ok(protocol::encode_reply(
+            id,
+            "connect",
+            &ConnectResult {
+                client: self.id.clone(),
+                version: crate::node::VERSION,
+                expires,
+                ttl,
+                data,
+                subs,
+                ping: interval.as_secs() as u32,
+                pong: !cfg.pong_timeout.is_zero(),
+                time: if cfg.connect_include_server_time {
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+                } else {
+                    0
+                },
+            },
+        ))
+    }
+
+    pub(super) async fn refresh(&mut self, id: u32, req: RefreshRequest) -> CmdResult {
+        if req.token.is_empty() || self.proxy_refresh {
+            return Err(Disconnect::bad_request().into());
+        }
+        let claims = self.node.verifier.verify_connect(&req.token).await.map_err(token_error)?;
+        if claims.sub != *self.user {
+            return Err(Disconnect::invalid_token().into());
+        }
+        let now = crate::auth::now();
+        let token = TokenId { uid: claims.jti.clone().unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+        if self.check_token_for(&self.user, &token, now) != TokenVerdict::Valid {
+            return Err(ClientError::TOKEN_EXPIRED.into());
+        }
+        let exp = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
+        if exp > 0 && exp < now {
+            return Err(Disconnect::expired().into());
+        }
+        if let Some(h) = self.handle.clone() {
+            if self.conn_token.uid != token.uid {
+                if !self.conn_token.uid.is_empty() {
+                    self.node.hub.remove_token(&self.conn_token.uid, &h);
+                }
+                if !token.uid.is_empty() {
+                    self.node.hub.add_token(&token.uid, &h);
+                }
+            }
+            h.state.lock().token = token.clone();
+        }
+        self.conn_token = token;
+        self.exp = exp;
+        if let Some(info) = b64_json(&claims.b64info).or(claims.info.map(share)) {
+            self.set_info(Some(info));
+        }
+        let (expires, ttl) = if exp > 0 { (true, (exp - now).max(0) as u32) } else { (false, 0) };
+        Ok(protocol::encode_reply(id, "refresh", &RefreshResult { expires, ttl }))
+    }
+
+    /// Asks the refresh proxy to extend an expired connection.
+    pub(super) async fn proxy_refresh_now(&mut self) -> Result<(), super::Close> {
+        let meta = if self.node.cfg.client.proxy.refresh.include_connection_meta { self.handle.as_ref().and_then(|h| h.meta.clone()) } else { None };
+        let req = proxy::RefreshRequest { client: &self.id, transport: "websocket", protocol: "json", encoding: "json", user: &self.user, meta: meta.as_deref() };
+        match self.node.proxy.refresh(&req, &self.headers).await {
+            Ok(Some(r)) if r.expired => Err(Disconnect::expired().into()),
+            Ok(Some(r)) => {
+                self.exp = r.expire_at;
+                if let Some(info) = b64_json(&r.b64info).or(r.info.map(share)) {
+                    self.set_info(Some(info));
+                }
+                Ok(())
+            }
+            Ok(None) => Err(Disconnect::expired().into()),
+            Err(ProxyError::Disconnect(d)) => Err(d.into()),
+            Err(ProxyError::Error(e)) => {
+                // Backend trouble: keep the connection and ask again shortly.
+                tracing::warn!(client = %self.id, error = %e, "refresh proxy failed; retrying in 10s");
+                self.exp = crate::auth::now() + 10;
+                let _ = Instant::now() + Duration::from_secs(10);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! A client session: the state machine behind one connection (protocol.md
+//! §1.6). The connection task owns the session and feeds it frames, queued
+//! controls and timer ticks; the session answers with encoded replies or a
+//! reason to close. Nothing here touches the socket, so the logic is the
+//! same whatever the transport.
+
+mod commands;
+mod connect;
+mod subscribe;
+
+use crate::codes::{ClientError, Disconnect};
+use crate::config::ChannelOptions;
+use crate::node::Node;
+use crate::node::handle::{ClientHandle, TokenId};
+use crate::protect::TokenVerdict;
+use crate::protocol::{self, ClientInfo, Command, Raw};
+use crate::transport::outbox::Control;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a session ends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Close {
+    /// Send a close frame with this code and reason.
+    Frame(Disconnect),
+    /// Drop the TCP connection without a close frame (code 3000, §1.2).
+    Drop,
+}
+
+impl From<Disconnect> for Close {
+    fn from(d: Disconnect) -> Self {
+        Close::Frame(d)
+    }
+}
+
+/// A failed command: an error reply, or the end of the connection.
+#[derive(Debug)]
+pub(crate) enum CmdError {
+    Error(ClientError),
+    Disconnect(Disconnect),
+}
+
+impl From<crate::codes::BuiltinError> for CmdError {
+    fn from(e: crate::codes::BuiltinError) -> Self {
+        CmdError::Error(e.into())
+    }
+}
+
+impl From<Disconnect> for CmdError {
+    fn from(d: Disconnect) -> Self {
+        CmdError::Disconnect(d)
+    }
+}
+
+type CmdResult = Result<Bytes, CmdError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Connected,
+    /// `connect` failed with an error reply: further commands are ignored
+    /// and the socket is dropped shortly (§1.6 rule 7).
+    Failed,
+}
+
+/// State of one subscription.
+#[derive(Debug)]
+struct SubState {
+    opts: Arc<ChannelOptions>,
+    presence: bool,
+    join_leave: bool,
+    expire_at: i64,
+    token: TokenId,
+    chan_info: Option<Raw>,
+}
+
+/// Grace before a connection that failed `connect` is dropped.
+const FAILED_DROP_DELAY: Duration = Duration::from_secs(5);
+
+/// One client's session.
+pub struct Session {
+    node: Arc<Node>,
+    phase: Phase,
+    id: Arc<str>,
+    user: Arc<str>,
+    handle: Option<Arc<ClientHandle>>,
+    subs: HashMap<String, SubState>,
+    /// Connection expiry, Unix seconds (0 = none).
+    exp: i64,
+    /// Expiry is handled by the refresh proxy rather than by the client.
+    proxy_refresh: bool,
+    conn_token: TokenId,
+    conn_info: Option<Raw>,
+    deadline_base: Instant,
+    next_ping: Option<Instant>,
+    ping_outstanding: bool,
+    pong_deadline: Option<Instant>,
+    /// Request headers, kept only when a proxy may need to forward them.
+    headers: HeaderMap,
+}
+
+fn unix_to_instant(unix: i64) -> Instant {
+    let now = crate::auth::now();
+    let now_i = Instant::now();
+    if unix <= now { now_i } else { now_i + Duration::from_secs((unix - now) as u64) }
+}
+
+impl Session {
+    /// A new session in the connecting phase.
+    pub fn new(node: Arc<Node>, headers: HeaderMap) -> Self {
+        let headers = if node.proxy.connect_enabled() || node.proxy.refresh_enabled() { headers } else { HeaderMap::new() };
+        Session {
+            node,
+            phase: Phase::Connecting,
+            id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            user: Arc::from(""),
+            handle: None,
+            subs: HashMap::new(),
+            exp: 0,
+            proxy_refresh: false,
+            conn_token: TokenId::default(),
+            conn_info: None,
+            deadline_base: Instant::now(),
+            next_ping: None,
+            ping_outstanding: false,
+            pong_deadline: None,
+            headers,
+        }
+    }
+
+    /// The registered handle, once connected.
+    pub fn handle(&self) -> Option<&Arc<ClientHandle>> {
+        self.handle.as_ref()
+    }
+
+    /// Processes one inbound text frame (one or more commands).
+    pub async fn handle_frame(&mut self, frame: &[u8], out: &mut Vec<Bytes>) -> Result<(), Close> {
+        if self.phase == Phase::Failed {
+            return Ok(()); // §1.6 rule 7: stop reading commands after a failed connect
+        }
+        let cmds = protocol::decode_frame(frame).map_err(|_| Disconnect::bad_request())?;
+        for cmd in cmds {
+            self.handle_command(cmd, out).await?;
+            if self.phase == Phase::Failed {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_command(&mut self, cmd: Command, out: &mut Vec<Bytes>) -> Result<(), Close> {
+        let id = cmd.id;
+        if id == 0 {
+            if let Some(send) = cmd.send {
+                let _ = send;
+                if self.phase != Phase::Connected {
+                    return Err(Disconnect::bad_request().into());
+                }
+                // Centrifugo OSS registers no message handler: 3508 (§1.6 rule 9).
+                return Err(Disconnect::not_available().into());
+            }
+            // An id-less command is a pong (§1.6 rule 2).
+            if self.phase != Phase::Connected || !self.ping_outstanding {
+                return Err(Disconnect::bad_request().into());
+            }
+            self.ping_outstanding = false;
+            self.pong_deadline = None;
+            return Ok(());
+        }
+        if self.phase == Phase::Connecting && cmd.connect.is_none() {
+            return Err(Disconnect::bad_request().into());
+        }
+        let result: CmdResult = if let Some(req) = cmd.connect {
+            if self.phase != Phase::Connecting {
+                return Err(Disconnect::bad_request().into()); // already authenticated
+            }
+            match self.connect(id, req).await {
+                Ok(b) => Ok(b),
+                Err(CmdError::Error(e)) => {
+                    self.phase = Phase::Failed;
+                    self.deadline_base = Instant::now();
+                    out.push(protocol::encode_error(id, &e));
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            }
+        } else if let Some(req) = cmd.subscribe {
+            self.subscribe(id, req).await
+        } else if let Some(req) = cmd.unsubscribe {
+            self.unsubscribe(id, req)
+        } else if let Some(req) = cmd.publish {
+            self.publish(id, req)
+        } else if let Some(req) = cmd.presence {
+            self.presence(id, req)
+        } else if let Some(req) = cmd.presence_stats {
+            self.presence_stats(id, req)
+        } else if let Some(req) = cmd.history {
+            self.history(id, req)
+        } else if cmd.ping.is_some() {
+            Err(ClientError::NOT_AVAILABLE.into())
+        } else if cmd.rpc.is_some() {
+            // No RPC proxy: Centrifugo answers 108 (§1.8).
+            Err(ClientError::NOT_AVAILABLE.into())
+        } else if let Some(req) = cmd.refresh {
+            self.refresh(id, req).await
+        } else if let Some(req) = cmd.sub_refresh {
+            self.sub_refresh(id, req).await
+        } else if cmd.send.is_some() {
+            Err(Disconnect::bad_request().into()) // send must not carry an id
+        } else {
+            Err(Disconnect::bad_request().into())
+        };
+        match result {
+            Ok(b) => out.push(b),
+            Err(CmdError::Error(e)) => out.push(protocol::encode_error(id, &e)),
+            Err(CmdError::Disconnect(d)) => return Err(d.into()),
+        }
+        Ok(())
+    }
+
+    /// Applies an instruction queued by the node (API action, protective change).
+    pub async fn handle_control(&mut self, c: Control, out: &mut Vec<Bytes>) -> Result<(), Close> {
+        if self.phase != Phase::Connected {
+            return Ok(());
+        }
+        match c {
+            Control::Unsubscribe { channel, code, reason } => {
+                if self.subs.contains_key(&channel) {
+                    self.remove_sub(&channel);
+                    out.push(protocol::encode_push(&channel, "unsubscribe", &protocol::CodeReason { code, reason }));
+                }
+            }
+            Control::Subscribe(s) => self.server_api_subscribe(*s, out),
+            Control::Refresh { expired, expire_at, info } => {
+                if expired {
+                    return Err(Disconnect::expired().into());
+                }
+                self.exp = expire_at;
+                if let Some(i) = info {
+                    self.set_info(Some(i));
+                }
+                if expire_at > 0 {
+                    let ttl = (expire_at - crate::auth::now()).max(0) as u32;
+                    out.push(protocol::encode_push("", "refresh", &protocol::RefreshResult { expires: true, ttl }));
+                }
+            }
+            Control::Recheck => self.recheck(out)?,
+        }
+        Ok(())
+    }
+
+    /// Re-checks the connection and subscription tokens against the
+    /// protective sets after a revocation or invalidation.
+    fn recheck(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
+        let now = crate::auth::now();
+        let p = &self.node.protect;
+        if self.node.protect.is_blocked(&self.user, now) {
+            return Err(self.node.protect_codes.block.clone().into());
+        }
+        match self.check_token(&self.conn_token, now) {
+            TokenVerdict::Valid => {}
+            TokenVerdict::Revoked => return Err(self.node.protect_codes.revoke.clone().into()),
+            TokenVerdict::Invalidated => return Err(self.node.protect_codes.invalidate.clone().into()),
+        }
+        let _ = p;
+        let bad: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| self.check_token(&s.token, now) != TokenVerdict::Valid)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for ch in bad {
+            self.remove_sub(&ch);
+            let (code, reason) = crate::codes::unsub::STATE_INVALIDATED;
+            out.push(protocol::encode_push(&ch, "unsubscribe", &protocol::CodeReason { code, reason }));
+        }
+        Ok(())
+    }
+
+    /// Checks a token against the enabled protective features.
+    fn check_token(&self, t: &TokenId, now: i64) -> TokenVerdict {
+        if t.is_empty() {
+            return TokenVerdict::Valid;
+        }
+        let cfg = &self.node.cfg;
+        let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
+        let iat = if cfg.user_tokens_invalidate.enabled { t.issued_at } else { 0 };
+        self.node.protect.check_token(&self.user, jti, iat, now)
+    }
+
+    fn set_info(&mut self, info: Option<Raw>) {
+        self.conn_info = info.clone();
+        if let Some(h) = &self.handle {
+            h.info.lock().conn_info = info;
+        }
+    }
+
+    fn client_info(&self, chan_info: Option<Raw>) -> ClientInfo {
+        ClientInfo { user: self.user.clone(), client: self.id.clone(), conn_info: self.conn_info.clone(), chan_info }
+    }
+
+    /// The earliest moment `on_timer` has something to do.
+    pub fn next_deadline(&self) -> Instant {
+        let cfg = &self.node.cfg.client;
+        match self.phase {
+            Phase::Connecting => self.deadline_base + cfg.stale_close_delay.0,
+            Phase::Failed => self.deadline_base + FAILED_DROP_DELAY,
+            Phase::Connected => {
+                let far = Instant::now() + Duration::from_secs(3600);
+                let mut d = self.next_ping.unwrap_or(far);
+                if let Some(p) = self.pong_deadline {
+                    d = d.min(p);
+                }
+                if self.exp > 0 {
+                    let grace = if self.proxy_refresh { Duration::ZERO } else { cfg.expired_close_delay.0 };
+                    d = d.min(unix_to_instant(self.exp) + grace);
+                }
+                for s in self.subs.values() {
+                    if s.expire_at > 0 {
+                        d = d.min(unix_to_instant(s.expire_at) + cfg.expired_sub_close_delay.0);
+                    }
+                }
+                d
+            }
+        }
+    }
+
+    /// Runs whatever is due: stale close, pings, pong deadline, expiries.
+    pub async fn on_timer(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
+        let now = Instant::now();
+        let cfg = self.node.cfg.client.clone();
+        match self.phase {
+            Phase::Connecting => {
+                if now >= self.deadline_base + cfg.stale_close_delay.0 {
+                    return Err(Disconnect::stale().into());
+                }
+            }
+            Phase::Failed => {
+                if now >= self.deadline_base + FAILED_DROP_DELAY {
+                    return Err(Close::Drop);
+                }
+            }
+            Phase::Connected => {
+                if self.pong_deadline.is_some_and(|p| now >= p) {
+                    return Err(Disconnect::no_pong().into());
+                }
+                if self.next_ping.is_some_and(|p| now >= p) {
+                    out.push(Bytes::from_static(protocol::PING));
+                    self.ping_outstanding = true;
+                    if !cfg.pong_timeout.is_zero() {
+                        self.pong_deadline = Some(now + cfg.pong_timeout.0);
+                    }
+                    self.next_ping = Some(now + cfg.ping_interval.0);
+                }
+                let unix = crate::auth::now();
+                if self.exp > 0 && unix >= self.exp {
+                    if self.proxy_refresh {
+                        self.proxy_refresh_now().await?;
+                    } else if now >= unix_to_instant(self.exp) + cfg.expired_close_delay.0 {
+                        return Err(Disconnect::expired().into());
+                    }
+                }
+                let expired: Vec<String> = self
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.expire_at > 0 && now >= unix_to_instant(s.expire_at) + cfg.expired_sub_close_delay.0)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for ch in expired {
+                    self.remove_sub(&ch);
+                    let (code, reason) = crate::codes::unsub::EXPIRED;
+                    out.push(protocol::encode_push(&ch, "unsubscribe", &protocol::CodeReason { code, reason }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cleans up after the connection ended: hub, presence, leave pushes.
+    pub fn close(&mut self) {
+        let channels: Vec<String> = self.subs.keys().cloned().collect();
+        for ch in channels {
+            self.remove_sub(&ch);
+        }
+        if let Some(h) = self.handle.take() {
+            self.node.hub.remove_client(&h);
+            if !self.conn_token.uid.is_empty() {
+                self.node.hub.remove_token(&self.conn_token.uid, &h);
+            }
+        }
+    }
+}

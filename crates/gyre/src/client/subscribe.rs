@@ -1,0 +1,284 @@
+//! `subscribe`, `unsubscribe`, `sub_refresh` and server-side subscriptions
+//! (protocol.md §1.8, §2.4, §3.2): permissions, subscription tokens,
+//! recovery and positioning, presence and join/leave.
+
+use super::connect::{ServerSub, b64_json};
+use super::{CmdError, CmdResult, Session, SubState};
+use crate::auth::TokenError;
+use crate::codes::{ClientError, Disconnect};
+use crate::config::ChannelOptions;
+use crate::config::channel::ChannelError;
+use crate::node::handle::{TokenId, source};
+use crate::node::hub::Subscriber;
+use crate::protect::TokenVerdict;
+use crate::protocol::{self, ChannelRequest, Raw, StreamPosition, SubRefreshRequest, SubscribeRequest, SubscribeResult, share};
+use crate::transport::outbox::ServerSubscribe;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Everything decided before a subscription is added.
+struct Plan {
+    channel: String,
+    opts: Arc<ChannelOptions>,
+    source: u8,
+    token: TokenId,
+    expire_at: i64,
+    chan_info: Option<Raw>,
+    data: Option<Raw>,
+    join_leave: bool,
+    recoverable: bool,
+    positioned: bool,
+    recover: Option<StreamPosition>,
+}
+
+pub(super) fn channel_error(e: ChannelError) -> CmdError {
+    match e {
+        ChannelError::UnknownNamespace => ClientError::UNKNOWN_CHANNEL.into(),
+        ChannelError::BadName => ClientError::BAD_REQUEST.into(),
+    }
+}
+
+fn sub_token_error(e: TokenError) -> CmdError {
+    match e {
+        TokenError::Expired => ClientError::TOKEN_EXPIRED.into(),
+        TokenError::Invalid(_) => ClientError::PERMISSION_DENIED.into(),
+        TokenError::Unavailable(_) => ClientError::INTERNAL.into(),
+    }
+}
+
+impl Session {
+    pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> CmdResult {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request().into());
+        }
+        let node = self.node.clone();
+        let opts = node.channels.options(&req.channel).map_err(channel_error)?;
+        if self.subs.contains_key(&req.channel) {
+            return Err(ClientError::ALREADY_SUBSCRIBED.into());
+        }
+        if node.cfg.client.channel_limit > 0 && self.subs.len() >= node.cfg.client.channel_limit {
+            return Err(ClientError::LIMIT_EXCEEDED.into());
+        }
+        let now = crate::auth::now();
+        let mut token = TokenId::default();
+        let mut expire_at = 0;
+        let mut chan_info = None;
+        let mut data = None;
+        let mut overrides = None;
+        let source = if !req.token.is_empty() {
+            let claims = node.verifier.verify_subscribe(&req.token).await.map_err(sub_token_error)?;
+            if claims.channel != req.channel || claims.sub != *self.user || (!claims.client.is_empty() && claims.client != *self.id) {
+                return Err(Disconnect::invalid_token().into());
+            }
+            token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+            if self.check_token(&token, now) != TokenVerdict::Valid {
+                return Err(ClientError::TOKEN_EXPIRED.into());
+            }
+            expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
+            if expire_at > 0 && expire_at < now {
+                return Err(ClientError::TOKEN_EXPIRED.into());
+            }
+            chan_info = b64_json(&claims.b64info).or(claims.info.map(share));
+            data = b64_json(&claims.b64data).or(claims.data.map(share));
+            overrides = claims.overrides;
+            source::SUBSCRIPTION_TOKEN
+        } else if node.channels.is_private(&req.channel) {
+            return Err(ClientError::PERMISSION_DENIED.into());
+        } else if node.cfg.client.insecure {
+            source::CLIENT_INSECURE
+        } else if opts.allow_user_limited_channels && node.channels.is_user_limited(&req.channel) && node.channels.user_allowed(&req.channel, &self.user) {
+            source::USER_LIMITED
+        } else if opts.allow_subscribe_for_client && (!self.user.is_empty() || opts.allow_subscribe_for_anonymous) {
+            source::CLIENT_ALLOWED
+        } else {
+            return Err(ClientError::PERMISSION_DENIED.into());
+        };
+        let ov = |f: fn(&crate::auth::claims::Override) -> Option<crate::auth::claims::BoolValue>, dflt: bool| {
+            overrides.as_ref().and_then(f).map_or(dflt, |v| v.value)
+        };
+        let recoverable = ov(|o| o.force_recovery, opts.force_recovery) || (opts.allow_recovery && req.recoverable);
+        let positioned = recoverable || ov(|o| o.force_positioning, opts.force_positioning) || (opts.allow_positioning && req.positioned);
+        let join_leave = ov(|o| o.join_leave, opts.join_leave) && (req.join_leave || ov(|o| o.force_push_join_leave, opts.force_push_join_leave));
+        let mut opts_eff = (*opts).clone();
+        opts_eff.presence = ov(|o| o.presence, opts.presence);
+        opts_eff.join_leave = ov(|o| o.join_leave, opts.join_leave);
+        let plan = Plan {
+            channel: req.channel.clone(),
+            opts: Arc::new(opts_eff),
+            source,
+            token,
+            expire_at,
+            chan_info,
+            data,
+            join_leave,
+            recoverable,
+            positioned,
+            recover: (recoverable && req.recover).then(|| StreamPosition { offset: req.offset, epoch: req.epoch.clone() }),
+        };
+        let res = self.add_sub(plan)?;
+        Ok(protocol::encode_reply(id, "subscribe", &res))
+    }
+
+    /// Adds a subscription from a connection token, connect proxy result or the API.
+    pub(super) fn add_server_sub(&mut self, s: ServerSub, opts: Arc<ChannelOptions>, recover: Option<StreamPosition>) -> SubscribeResult {
+        let recoverable = opts.force_recovery;
+        let plan = Plan {
+            channel: s.channel,
+            source: s.source,
+            token: TokenId::default(),
+            expire_at: s.expire_at,
+            chan_info: s.info,
+            data: s.data,
+            join_leave: opts.join_leave,
+            recoverable,
+            positioned: recoverable || opts.force_positioning,
+            recover: if recoverable { recover } else { None },
+            opts,
+        };
+        self.add_sub(plan).unwrap_or_default()
+    }
+
+    pub(super) fn server_api_subscribe(&mut self, s: ServerSubscribe, out: &mut Vec<Bytes>) {
+        if self.subs.contains_key(&s.channel) {
+            return;
+        }
+        let Ok(opts) = self.node.channels.options(&s.channel) else { return };
+        let channel = s.channel.clone();
+        let res = self.add_server_sub(
+            ServerSub { channel: s.channel, info: s.info, data: s.data, expire_at: s.expire_at, source: source::SERVER_API },
+            opts,
+            s.recover_since,
+        );
+        out.push(protocol::encode_push(&channel, "subscribe", &res));
+    }
+
+    fn add_sub(&mut self, p: Plan) -> Result<SubscribeResult, CmdError> {
+        let node = self.node.clone();
+        let handle = self.handle.clone().ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
+        // Join the hub before reading the stream position, so no publication
+        // falls between the position and the first live push.
+        node.hub.subscribe(&p.channel, Subscriber { handle: handle.clone(), join_leave: p.join_leave });
+        let mut res = SubscribeResult { data: p.data.clone(), ..Default::default() };
+        if p.expire_at > 0 {
+            res.expires = true;
+            res.ttl = (p.expire_at - crate::auth::now()).max(0) as u32;
+        }
+        if p.recoverable || p.positioned {
+            res.recoverable = p.recoverable;
+            res.positioned = p.positioned;
+            if let Some(since) = &p.recover {
+                res.was_recovering = true;
+                let limit = node.cfg.client.recovery_max_publication_limit;
+                match node.broker.history(&p.channel, Some(since), Some(limit + 1), false) {
+                    Ok((mut pubs, top)) => {
+                        res.recovered = pubs.len() <= limit;
+                        pubs.truncate(limit);
+                        res.publications = pubs;
+                        res.offset = top.offset;
+                        res.epoch = top.epoch;
+                    }
+                    Err(_) => {
+                        let top = node.broker.top(&p.channel);
+                        res.offset = top.offset;
+                        res.epoch = top.epoch;
+                    }
+                }
+            } else {
+                let top = node.broker.top(&p.channel);
+                res.offset = top.offset;
+                res.epoch = top.epoch;
+            }
+        }
+        let info = self.client_info(p.chan_info.clone());
+        if p.opts.presence {
+            node.presence.add(&p.channel, info.clone());
+        }
+        if p.opts.join_leave {
+            node.join_leave(&p.channel, "join", &info, false);
+        }
+        if !p.token.uid.is_empty() {
+            node.hub.add_token(&p.token.uid, &handle);
+        }
+        {
+            let mut st = handle.state.lock();
+            st.channels.insert(p.channel.clone(), p.source);
+            if !p.token.is_empty() {
+                st.sub_tokens.insert(p.channel.clone(), p.token.clone());
+            }
+        }
+        self.subs.insert(
+            p.channel,
+            SubState { presence: p.opts.presence, join_leave: p.opts.join_leave, opts: p.opts, expire_at: p.expire_at, token: p.token, chan_info: p.chan_info },
+        );
+        Ok(res)
+    }
+
+    /// Removes a subscription everywhere (hub, presence, token index) and
+    /// sends the leave push.
+    pub(super) fn remove_sub(&mut self, channel: &str) {
+        let Some(s) = self.subs.remove(channel) else { return };
+        let node = self.node.clone();
+        node.hub.unsubscribe(channel, &self.id);
+        if s.presence {
+            node.presence.remove(channel, &self.id);
+        }
+        if s.join_leave {
+            let info = self.client_info(s.chan_info.clone());
+            node.join_leave(channel, "leave", &info, false);
+        }
+        if let Some(h) = &self.handle {
+            if !s.token.uid.is_empty() {
+                node.hub.remove_token(&s.token.uid, h);
+            }
+            let mut st = h.state.lock();
+            st.channels.remove(channel);
+            st.sub_tokens.remove(channel);
+        }
+        let _ = &s.opts;
+    }
+
+    pub(super) fn unsubscribe(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
+        // Always answered with success: an error makes the SDKs reconnect (sdks.md §13.6).
+        self.remove_sub(&req.channel);
+        Ok(protocol::encode_reply(id, "unsubscribe", &serde_json::json!({})))
+    }
+
+    pub(super) async fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> CmdResult {
+        if req.channel.is_empty() || req.token.is_empty() {
+            return Err(Disconnect::bad_request().into());
+        }
+        if !self.subs.contains_key(&req.channel) {
+            return Err(ClientError::PERMISSION_DENIED.into());
+        }
+        let claims = self.node.verifier.verify_subscribe(&req.token).await.map_err(sub_token_error)?;
+        if claims.channel != req.channel || claims.sub != *self.user {
+            return Err(Disconnect::invalid_token().into());
+        }
+        let now = crate::auth::now();
+        let token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+        if self.check_token(&token, now) != TokenVerdict::Valid {
+            return Err(ClientError::TOKEN_EXPIRED.into());
+        }
+        let expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
+        if expire_at > 0 && expire_at < now {
+            return Err(ClientError::TOKEN_EXPIRED.into());
+        }
+        let handle = self.handle.clone();
+        let Some(sub) = self.subs.get_mut(&req.channel) else { return Err(ClientError::PERMISSION_DENIED.into()) };
+        if let Some(h) = &handle {
+            if sub.token.uid != token.uid {
+                if !sub.token.uid.is_empty() {
+                    self.node.hub.remove_token(&sub.token.uid, h);
+                }
+                if !token.uid.is_empty() {
+                    self.node.hub.add_token(&token.uid, h);
+                }
+            }
+            h.state.lock().sub_tokens.insert(req.channel.clone(), token.clone());
+        }
+        sub.token = token;
+        sub.expire_at = expire_at;
+        let (expires, ttl) = if expire_at > 0 { (true, (expire_at - now) as u32) } else { (false, 0) };
+        Ok(protocol::encode_reply(id, "sub_refresh", &protocol::RefreshResult { expires, ttl }))
+    }
+}

@@ -1,0 +1,417 @@
+//! Builds a [`Config`] from its layers: defaults < file < environment < flags
+//! (protocol.md §6.4), the way Centrifugo does. The layers are merged as JSON
+//! trees, then decoded once, so an error can always name the key path.
+
+use super::types::{ChannelOptions, Config};
+use super::ConfigError;
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The result of loading: the typed config plus what the operator should hear about.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The decoded, validated configuration.
+    pub config: Config,
+    /// Deprecation notes (v5 keys) and other non-fatal remarks, one per line.
+    pub warnings: Vec<String>,
+    /// Keys present in the file or environment that Gyre does not know.
+    pub unknown: Vec<String>,
+}
+
+/// v5 flat keys and the v6 path each one moved to (protocol.md §6.3).
+const V5_ALIASES: &[(&str, &str)] = &[
+    ("port", "http_server.port"),
+    ("address", "http_server.address"),
+    ("internal_port", "http_server.internal_port"),
+    ("internal_address", "http_server.internal_address"),
+    ("api_key", "http_api.key"),
+    ("api_insecure", "http_api.insecure"),
+    ("api_handler_prefix", "http_api.handler_prefix"),
+    ("api_error_mode", "http_api.error_mode"),
+    ("allowed_origins", "client.allowed_origins"),
+    ("client_insecure", "client.insecure"),
+    ("token_hmac_secret_key", "client.token.hmac_secret_key"),
+    ("token_rsa_public_key", "client.token.rsa_public_key"),
+    ("token_ecdsa_public_key", "client.token.ecdsa_public_key"),
+    ("token_jwks_public_endpoint", "client.token.jwks_public_endpoint"),
+    ("token_audience", "client.token.audience"),
+    ("token_audience_regex", "client.token.audience_regex"),
+    ("token_issuer", "client.token.issuer"),
+    ("token_issuer_regex", "client.token.issuer_regex"),
+    ("token_user_id_claim", "client.token.user_id_claim"),
+    ("ping_interval", "client.ping_interval"),
+    ("pong_timeout", "client.pong_timeout"),
+    ("client_channel_limit", "client.channel_limit"),
+    ("client_user_connection_limit", "client.user_connection_limit"),
+    ("client_connection_limit", "client.connection_limit"),
+    ("client_queue_max_size", "client.queue_max_size"),
+    ("client_expired_close_delay", "client.expired_close_delay"),
+    ("client_expired_sub_close_delay", "client.expired_sub_close_delay"),
+    ("client_stale_close_delay", "client.stale_close_delay"),
+    ("client_presence_update_interval", "client.presence_update_interval"),
+    ("client_insecure_skip_token_signature_verify", "client.insecure_skip_token_signature_verify"),
+    ("allow_anonymous_connect_without_token", "client.allow_anonymous_connect_without_token"),
+    ("disallow_anonymous_connection_tokens", "client.disallow_anonymous_connection_tokens"),
+    ("client_concurrency", "client.concurrency"),
+    ("websocket_message_size_limit", "websocket.message_size_limit"),
+    ("websocket_write_timeout", "websocket.write_timeout"),
+    ("websocket_compression", "websocket.compression"),
+    ("channel_private_prefix", "channel.private_prefix"),
+    ("channel_namespace_boundary", "channel.namespace_boundary"),
+    ("channel_user_boundary", "channel.user_boundary"),
+    ("channel_user_separator", "channel.user_separator"),
+    ("channel_max_length", "channel.max_length"),
+    ("namespaces", "channel.namespaces"),
+    ("rpc_namespaces", "rpc.namespaces"),
+    ("redis_address", "engine.redis.address"),
+    ("redis_prefix", "engine.redis.prefix"),
+    ("proxy_connect_endpoint", "client.proxy.connect.endpoint"),
+    ("proxy_connect_timeout", "client.proxy.connect.timeout"),
+    ("proxy_refresh_endpoint", "client.proxy.refresh.endpoint"),
+    ("proxy_refresh_timeout", "client.proxy.refresh.timeout"),
+    ("proxy_http_headers", "client.proxy.connect.http_headers"),
+    ("proxy_binary_encoding", "client.proxy.connect.binary_encoding"),
+    ("admin_password", "admin.password"),
+    ("admin_secret", "admin.secret"),
+    ("grpc_api_port", "grpc_api.port"),
+    ("grpc_api_key", "grpc_api.key"),
+    ("log_level", "log.level"),
+    ("log_file", "log.file"),
+    ("name", "node.name"),
+    ("shutdown_timeout", "shutdown.timeout"),
+];
+
+/// v5 top-level booleans whose v6 home is `<name>.enabled`.
+const V5_TOGGLES: &[&str] = &[
+    "admin", "prometheus", "health", "debug", "swagger", "grpc_api", "uni_websocket", "uni_sse",
+    "uni_http_stream", "sse", "http_stream",
+];
+
+/// Reads and parses a config file by extension (JSON, YAML, TOML).
+pub fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+    parse_text(path, &text)
+}
+
+fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let bad = |reason: String| ConfigError::Parse { path: path.display().to_string(), reason };
+    let value: Value = match ext.as_str() {
+        "yaml" | "yml" => yaml_serde::from_str(text).map_err(|e| bad(e.to_string()))?,
+        "toml" => {
+            let v: toml::Value = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+            serde_json::to_value(v).map_err(|e| bad(e.to_string()))?
+        }
+        _ => serde_json::from_str(text).map_err(|e| bad(e.to_string()))?,
+    };
+    match value {
+        Value::Object(_) => Ok(value),
+        Value::Null => Ok(Value::Object(Map::new())),
+        _ => Err(bad("the top level must be an object".into())),
+    }
+}
+
+/// Loads the configuration from an optional file, an environment (name/value
+/// pairs, injected so tests need not touch the process environment) and
+/// command-line overrides given as dotted key paths.
+pub fn load(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    flags: &[(String, Value)],
+) -> Result<Loaded, ConfigError> {
+    let file_value = match file {
+        Some(p) => read_file(p)?,
+        None => Value::Object(Map::new()),
+    };
+    load_value(file_value, env, flags)
+}
+
+/// Like [`load`], with the file already parsed.
+pub fn load_value(
+    mut file_value: Value,
+    env: &[(String, String)],
+    flags: &[(String, Value)],
+) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    let defaults = serde_json::to_value(Config::default()).expect("defaults serialize");
+    if let Value::Object(obj) = &mut file_value {
+        apply_v5_aliases(obj, &mut warnings);
+    }
+    let mut tree = defaults.clone();
+    merge(&mut tree, file_value);
+    let mut unknown = Vec::new();
+    apply_env(&mut tree, &defaults, env, &mut warnings, &mut unknown)?;
+    for (path, value) in flags {
+        set_path(&mut tree, path, value.clone());
+    }
+    let config = decode(tree, &mut unknown)?;
+    super::validate::validate(&config)?;
+    Ok(Loaded { config, warnings, unknown })
+}
+
+fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError> {
+    let mut ignored = Vec::new();
+    let mut cb = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(tree, &mut cb);
+    let result: Result<Config, _> = serde_path_to_error::deserialize(de);
+    let config = result.map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Invalid { key, reason: e.into_inner().to_string() }
+    })?;
+    for p in ignored {
+        // serde_ignored writes array indices as `?`-free numbers already; keep as is.
+        unknown.push(p);
+    }
+    Ok(config)
+}
+
+fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
+    let channel_option_keys: Vec<String> = match serde_json::to_value(ChannelOptions::default()) {
+        Ok(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => vec![],
+    };
+    let keys: Vec<String> = obj.keys().cloned().collect();
+    for key in keys {
+        if V5_TOGGLES.contains(&key.as_str()) && obj[&key].is_boolean() {
+            let v = obj.remove(&key).unwrap_or(Value::Null);
+            warnings.push(format!("config key {key:?} is a Centrifugo v5 key: use \"{key}.enabled\""));
+            set_path_obj(obj, &format!("{key}.enabled"), v);
+            continue;
+        }
+        if key == "engine" && obj[&key].is_string() {
+            let v = obj.remove(&key).unwrap_or(Value::Null);
+            warnings.push("config key \"engine\" is a Centrifugo v5 key: use \"engine.type\"".into());
+            set_path_obj(obj, "engine.type", v);
+            continue;
+        }
+        let target = V5_ALIASES.iter().find(|(old, _)| *old == key).map(|(_, new)| new.to_string()).or_else(|| {
+            (channel_option_keys.contains(&key) && key != "name")
+                .then(|| format!("channel.without_namespace.{key}"))
+        });
+        if let Some(target) = target {
+            let v = obj.remove(&key).unwrap_or(Value::Null);
+            warnings.push(format!("config key {key:?} is a Centrifugo v5 key: use {target:?}"));
+            if key == "proxy_connect_endpoint" || key == "proxy_refresh_endpoint" {
+                let section = if key == "proxy_connect_endpoint" { "connect" } else { "refresh" };
+                set_path_obj(obj, &format!("client.proxy.{section}.enabled"), Value::Bool(true));
+            }
+            set_path_obj(obj, &target, v);
+        }
+    }
+}
+
+/// Deep-merges `over` into `base`: objects merge key by key, anything else replaces.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Sets a dotted path inside a JSON tree, creating objects on the way.
+pub fn set_path(tree: &mut Value, path: &str, value: Value) {
+    if !tree.is_object() {
+        *tree = Value::Object(Map::new());
+    }
+    if let Value::Object(obj) = tree {
+        set_path_obj(obj, path, value);
+    }
+}
+
+fn set_path_obj(obj: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            obj.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let slot = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            set_path(slot, rest, value);
+        }
+    }
+}
+
+/// Every leaf key path of the default tree, with its default value.
+fn leaves<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaves(&p, child, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), v)),
+    }
+}
+
+/// The environment variable Centrifugo reads for a key path.
+pub fn env_name(path: &str) -> String {
+    format!("CENTRIFUGO_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+fn apply_env(
+    tree: &mut Value,
+    defaults: &Value,
+    env: &[(String, String)],
+    warnings: &mut Vec<String>,
+    unknown: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let mut paths = Vec::new();
+    leaves("", defaults, &mut paths);
+    let mut known: std::collections::HashMap<String, (String, &Value)> = paths
+        .iter()
+        .map(|(p, d)| (env_name(p), (p.clone(), *d)))
+        .collect();
+    // v5 env names (CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_API_KEY, ...).
+    let mut v5 = std::collections::HashMap::new();
+    for (old, new) in V5_ALIASES {
+        if let Some((_, d)) = paths.iter().find(|(p, _)| p == new) {
+            v5.insert(env_name(old), (new.to_string(), *d));
+        }
+    }
+    for (name, raw) in env {
+        if !name.starts_with("CENTRIFUGO_") {
+            continue;
+        }
+        let (path, default, deprecated) = if let Some((p, d)) = known.remove(name) {
+            (p, d, false)
+        } else if let Some((p, d)) = v5.get(name) {
+            (p.clone(), *d, true)
+        } else {
+            unknown.push(format!("env {name}"));
+            continue;
+        };
+        if deprecated {
+            warnings.push(format!("environment variable {name} is a Centrifugo v5 name: use {}", env_name(&path)));
+        }
+        let value = env_value(raw, default)
+            .map_err(|reason| ConfigError::Env { name: name.clone(), reason })?;
+        set_path(tree, &path, value);
+    }
+    Ok(())
+}
+
+/// Parses an environment value by the type of the key's default.
+fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
+    match default {
+        Value::Bool(_) => match raw {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(Value::Bool(true)),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(Value::Bool(false)),
+            _ => Err(format!("{raw:?} is not a boolean (use true or false)")),
+        },
+        Value::Number(_) => {
+            if let Ok(n) = raw.trim().parse::<i64>() {
+                Ok(Value::from(n))
+            } else if let Ok(f) = raw.trim().parse::<f64>() {
+                Ok(Value::from(f))
+            } else {
+                Err(format!("{raw:?} is not a number"))
+            }
+        }
+        Value::String(_) => Ok(Value::String(raw.to_string())),
+        Value::Array(_) => {
+            if raw.trim_start().starts_with('[') {
+                serde_json::from_str(raw).map_err(|e| format!("not a JSON array: {e}"))
+            } else {
+                Ok(Value::Array(raw.split_whitespace().map(|s| Value::String(s.to_string())).collect()))
+            }
+        }
+        Value::Object(_) | Value::Null => {
+            Ok(serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let file = json!({"http_api": {"key": "file"}, "http_server": {"port": 9000}});
+        let l = load_value(
+            file,
+            &env(&[("CENTRIFUGO_HTTP_API_KEY", "env"), ("CENTRIFUGO_HTTP_SERVER_PORT", "9100")]),
+            &[("http_server.port".into(), json!(9200))],
+        )
+        .unwrap();
+        assert_eq!(l.config.http_api.key, "env");
+        assert_eq!(l.config.http_server.port, 9200);
+    }
+
+    #[test]
+    fn env_reads_nested_names_with_underscores() {
+        let l = load_value(
+            json!({}),
+            &env(&[
+                ("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "s3"),
+                ("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", "http://a http://b"),
+                ("CENTRIFUGO_CLIENT_PING_INTERVAL", "10s"),
+                ("CENTRIFUGO_CHANNEL_NAMESPACES", r#"[{"name":"chat","presence":true}]"#),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.config.client.token.hmac_secret_key, "s3");
+        assert_eq!(l.config.client.allowed_origins, vec!["http://a", "http://b"]);
+        assert_eq!(l.config.client.ping_interval.0.as_secs(), 10);
+        assert!(l.config.channel.namespaces[0].presence);
+    }
+
+    #[test]
+    fn v5_keys_are_aliases_with_a_warning_each() {
+        let l = load_value(
+            json!({"token_hmac_secret_key": "x", "api_key": "k", "presence": true, "namespaces": [{"name": "ns"}], "health": true}),
+            &env(&[("CENTRIFUGO_API_INSECURE", "true")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.config.client.token.hmac_secret_key, "x");
+        assert_eq!(l.config.http_api.key, "k");
+        assert!(l.config.http_api.insecure);
+        assert!(l.config.channel.without_namespace.presence);
+        assert_eq!(l.config.channel.namespaces[0].name, "ns");
+        assert!(l.config.health.enabled);
+        assert_eq!(l.warnings.len(), 6, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_by_path() {
+        let l = load_value(json!({"client": {"tokne": {}}, "bogus": 1}), &env(&[("CENTRIFUGO_NOPE", "1")]), &[]).unwrap();
+        assert!(l.unknown.contains(&"client.tokne".to_string()), "{:?}", l.unknown);
+        assert!(l.unknown.contains(&"bogus".to_string()));
+        assert!(l.unknown.contains(&"env CENTRIFUGO_NOPE".to_string()));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = load_value(json!({"client": {"ping_interval": "5 parsecs"}}), &[], &[]).unwrap_err();
+        assert!(e.to_string().contains("client.ping_interval"), "{e}");
+        let e = load_value(json!({"http_server": {"port": "eighty"}}), &[], &[]).unwrap_err();
+        assert!(e.to_string().contains("http_server.port"), "{e}");
+        let e = load_value(json!({}), &env(&[("CENTRIFUGO_HEALTH_ENABLED", "maybe")]), &[]).unwrap_err();
+        assert!(e.to_string().contains("CENTRIFUGO_HEALTH_ENABLED"), "{e}");
+    }
+
+    #[test]
+    fn yaml_and_toml_files_parse() {
+        let y = parse_text(Path::new("c.yaml"), "http_api:\n  key: y\n").unwrap();
+        assert_eq!(y["http_api"]["key"], "y");
+        let t = parse_text(Path::new("c.toml"), "[http_api]\nkey = \"t\"\n").unwrap();
+        assert_eq!(t["http_api"]["key"], "t");
+    }
+}

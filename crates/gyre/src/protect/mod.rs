@@ -1,0 +1,408 @@
+//! Protective data: blocked users, revoked token ids (`jti`) and per-user
+//! token invalidation (`iat` before a time) — Centrifugo PRO's user blocking
+//! and token revocation (protocol.md §2.5, §5.5, §8; the seeds).
+//!
+//! Every node keeps the whole set in memory, sharded 64 ways behind
+//! read-mostly locks, so the checks on the connect path are a hash look-up
+//! with no allocation. Entries with `expire_at` stop applying the moment it
+//! passes (checked on every look-up) and are dropped by a periodic sweep.
+//!
+//! This module only stores and answers; `node::protect` applies changes to
+//! live connections.
+
+pub mod key;
+
+use hashbrown::HashMap;
+use key::{Key, KeyRef};
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const SHARDS: usize = 64;
+
+/// Stored facts about one entry. 16 bytes: the audit `reason`, rare and
+/// possibly long, lives in a side table so it costs nothing when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Unix seconds after which the entry no longer applies (0 = never).
+    pub expire_at: i64,
+    /// Unix seconds when it was created.
+    pub created_at: i64,
+}
+
+impl Entry {
+    fn live(&self, now: i64) -> bool {
+        self.expire_at == 0 || self.expire_at > now
+    }
+}
+
+/// A user's token invalidation: tokens with `iat < issued_before` are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Cut-off, Unix seconds.
+    pub issued_before: i64,
+    /// Expiry and creation.
+    pub entry: Entry,
+}
+
+struct Sharded<K, V> {
+    hasher: foldhash::fast::RandomState,
+    shards: Vec<RwLock<HashMap<K, V, foldhash::fast::RandomState>>>,
+    len: AtomicUsize,
+}
+
+impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
+    fn new() -> Self {
+        let hasher = foldhash::fast::RandomState::default();
+        Sharded {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::with_hasher(hasher.clone()))).collect(),
+            hasher,
+            len: AtomicUsize::new(0),
+        }
+    }
+    fn shard<Q: Hash + ?Sized>(&self, q: &Q) -> &RwLock<HashMap<K, V, foldhash::fast::RandomState>> {
+        &self.shards[(self.hasher.hash_one(q) as usize) % SHARDS]
+    }
+    fn get<Q: Hash + hashbrown::Equivalent<K> + ?Sized>(&self, q: &Q) -> Option<V> {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None; // the common case: nothing blocked, no lock touched
+        }
+        self.shard(q).read().get(q).copied()
+    }
+    fn insert(&self, k: K, v: V, merge: impl FnOnce(V, V) -> V) {
+        let mut s = self.shard(&k).write();
+        match s.get_mut(&k) {
+            Some(old) => *old = merge(*old, v),
+            None => {
+                s.insert(k, v);
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    fn remove<Q: Hash + hashbrown::Equivalent<K> + ?Sized>(&self, q: &Q) -> bool {
+        let removed = self.shard(q).write().remove(q).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+    fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        let mut dropped = 0;
+        for s in &self.shards {
+            let mut m = s.write();
+            let before = m.len();
+            m.retain(|k, v| keep(k, v));
+            dropped += before - m.len();
+        }
+        self.len.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+    fn list(&self, after: Option<&K>, limit: usize, keep: impl Fn(&K, &V) -> bool) -> (Vec<(K, V)>, bool) {
+        let mut all: Vec<(K, V)> = Vec::new();
+        for s in &self.shards {
+            all.extend(s.read().iter().filter(|(k, v)| keep(k, v) && after.is_none_or(|a| *k > a)).map(|(k, v)| (k.clone(), *v)));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        (all, more)
+    }
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+/// Which table an audit reason belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `block_user`.
+    Block,
+    /// `revoke_token`.
+    Revoke,
+    /// `invalidate_user_tokens`.
+    Invalidate,
+}
+
+/// One listed entry (inspect APIs).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// User id (blocks, invalidations) or token id (revocations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Token id (revocations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Cut-off (invalidations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<i64>,
+    /// Expiry, Unix seconds (0 = never).
+    pub expire_at: i64,
+    /// Creation, Unix seconds.
+    pub created_at: i64,
+    /// Audit reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The protective sets.
+pub struct Protect {
+    blocks: Sharded<Box<str>, Entry>,
+    revoked: Sharded<Key, Entry>,
+    invalidations: Sharded<Box<str>, Invalidation>,
+    reasons: parking_lot::Mutex<std::collections::HashMap<(Kind, String), String>>,
+}
+
+impl Default for Protect {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a token check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVerdict {
+    /// Fine.
+    Valid,
+    /// Its `jti` was revoked.
+    Revoked,
+    /// Its `iat` is before the user's invalidation time.
+    Invalidated,
+}
+
+impl Protect {
+    /// Empty sets.
+    pub fn new() -> Self {
+        Protect {
+            blocks: Sharded::new(),
+            revoked: Sharded::new(),
+            invalidations: Sharded::new(),
+            reasons: Default::default(),
+        }
+    }
+
+    /// Is `user` blocked at `now`? Anonymous users are never blocked.
+    pub fn is_blocked(&self, user: &str, now: i64) -> bool {
+        !user.is_empty() && self.blocks.get(user).is_some_and(|e| e.live(now))
+    }
+
+    /// Checks a token of `user` with optional `jti` and `iat` (0 = none).
+    pub fn check_token(&self, user: &str, jti: Option<&str>, iat: i64, now: i64) -> TokenVerdict {
+        if let Some(j) = jti
+            && !j.is_empty()
+            && self.revoked.get(&KeyRef::new(j)).is_some_and(|e| e.live(now))
+        {
+            return TokenVerdict::Revoked;
+        }
+        if iat > 0
+            && let Some(inv) = self.invalidations.get(user)
+            && inv.entry.live(now)
+            && iat < inv.issued_before
+        {
+            return TokenVerdict::Invalidated;
+        }
+        TokenVerdict::Valid
+    }
+
+    fn set_reason(&self, kind: Kind, key: &str, reason: Option<&str>) {
+        let mut r = self.reasons.lock();
+        match reason.filter(|s| !s.is_empty()) {
+            Some(text) => {
+                r.insert((kind, key.to_string()), text.to_string());
+            }
+            None => {
+                r.remove(&(kind, key.to_string()));
+            }
+        }
+    }
+
+    fn reason(&self, kind: Kind, key: &str) -> Option<String> {
+        self.reasons.lock().get(&(kind, key.to_string())).cloned()
+    }
+
+    /// Blocks a user. A repeated block replaces expiry and reason.
+    pub fn block(&self, user: &str, expire_at: i64, reason: Option<&str>, now: i64) {
+        self.blocks.insert(user.into(), Entry { expire_at, created_at: now }, |_, new| new);
+        self.set_reason(Kind::Block, user, reason);
+    }
+
+    /// Unblocks a user; true if a block existed.
+    pub fn unblock(&self, user: &str) -> bool {
+        self.set_reason(Kind::Block, user, None);
+        self.blocks.remove(user)
+    }
+
+    /// Revokes a token id. A repeated call keeps the later expiry (0 wins: never expire).
+    pub fn revoke(&self, jti: &str, expire_at: i64, reason: Option<&str>, now: i64) {
+        self.revoked.insert(KeyRef::new(jti).to_key(), Entry { expire_at, created_at: now }, |old, new| Entry {
+            expire_at: later(old.expire_at, new.expire_at),
+            created_at: new.created_at,
+        });
+        self.set_reason(Kind::Revoke, jti, reason);
+    }
+
+    /// Invalidates a user's tokens issued before `issued_before`. Calls only
+    /// ever move the cut-off forward and the expiry later: an earlier call's
+    /// protection is never silently weakened.
+    pub fn invalidate(&self, user: &str, issued_before: i64, expire_at: i64, reason: Option<&str>, now: i64) {
+        let new = Invalidation { issued_before, entry: Entry { expire_at, created_at: now } };
+        self.invalidations.insert(user.into(), new, |old, new| {
+            if !old.entry.live(now) {
+                return new;
+            }
+            Invalidation {
+                issued_before: old.issued_before.max(new.issued_before),
+                entry: Entry { expire_at: later(old.entry.expire_at, new.entry.expire_at), created_at: new.entry.created_at },
+            }
+        });
+        self.set_reason(Kind::Invalidate, user, reason);
+    }
+
+    /// Drops expired entries; returns how many.
+    pub fn sweep(&self, now: i64) -> usize {
+        let mut gone = Vec::new();
+        let mut n = self.blocks.retain(|k, e| e.live(now) || { gone.push((Kind::Block, k.to_string())); false });
+        n += self.revoked.retain(|k, e| e.live(now) || { gone.push((Kind::Revoke, k.to_string_lossless())); false });
+        n += self.invalidations.retain(|k, i| i.entry.live(now) || { gone.push((Kind::Invalidate, k.to_string())); false });
+        if !gone.is_empty() {
+            let mut r = self.reasons.lock();
+            for g in gone {
+                r.remove(&g);
+            }
+        }
+        n
+    }
+
+    /// Live block of one user.
+    pub fn block_status(&self, user: &str, now: i64) -> Option<Listed> {
+        self.blocks.get(user).filter(|e| e.live(now)).map(|e| Listed {
+            user: Some(user.to_string()),
+            uid: None,
+            issued_before: None,
+            expire_at: e.expire_at,
+            created_at: e.created_at,
+            reason: self.reason(Kind::Block, user),
+        })
+    }
+
+    /// Live blocks, ordered by user, after `cursor`.
+    pub fn list_blocks(&self, cursor: Option<&str>, limit: usize, now: i64) -> (Vec<Listed>, bool) {
+        let after: Option<Box<str>> = cursor.map(Into::into);
+        let (items, more) = self.blocks.list(after.as_ref(), limit, |_, e| e.live(now));
+        let out = items
+            .into_iter()
+            .map(|(u, e)| Listed {
+                reason: self.reason(Kind::Block, &u),
+                user: Some(u.into()),
+                uid: None,
+                issued_before: None,
+                expire_at: e.expire_at,
+                created_at: e.created_at,
+            })
+            .collect();
+        (out, more)
+    }
+
+    /// Live revocations, ordered by token id, after `cursor`.
+    pub fn list_revoked(&self, cursor: Option<&str>, limit: usize, now: i64) -> (Vec<Listed>, bool) {
+        let after = cursor.map(|c| KeyRef::new(c).to_key());
+        let (items, more) = self.revoked.list(after.as_ref(), limit, |_, e| e.live(now));
+        let out = items
+            .into_iter()
+            .map(|(k, e)| {
+                let uid = k.to_string_lossless();
+                Listed {
+                    reason: self.reason(Kind::Revoke, &uid),
+                    user: None,
+                    uid: Some(uid),
+                    issued_before: None,
+                    expire_at: e.expire_at,
+                    created_at: e.created_at,
+                }
+            })
+            .collect();
+        (out, more)
+    }
+
+    /// Live invalidations, one user or all.
+    pub fn list_invalidations(&self, user: Option<&str>, now: i64) -> Vec<Listed> {
+        let mk = |u: &str, i: Invalidation| Listed {
+            user: Some(u.to_string()),
+            uid: None,
+            issued_before: Some(i.issued_before),
+            expire_at: i.entry.expire_at,
+            created_at: i.entry.created_at,
+            reason: self.reason(Kind::Invalidate, u),
+        };
+        match user {
+            Some(u) => self.invalidations.get(u).filter(|i| i.entry.live(now)).map(|i| vec![mk(u, i)]).unwrap_or_default(),
+            None => self
+                .invalidations
+                .list(None, usize::MAX, |_, i| i.entry.live(now))
+                .0
+                .into_iter()
+                .map(|(u, i)| mk(&u, i))
+                .collect(),
+        }
+    }
+
+    /// Sizes of the three tables (including not yet swept entries).
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.blocks.len(), self.revoked.len(), self.invalidations.len())
+    }
+}
+
+fn later(a: i64, b: i64) -> i64 {
+    if a == 0 || b == 0 { 0 } else { a.max(b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_expire_and_unblock() {
+        let p = Protect::new();
+        assert!(!p.is_blocked("42", 100));
+        p.block("42", 200, Some("spam"), 100);
+        assert!(p.is_blocked("42", 150));
+        assert!(!p.is_blocked("43", 150));
+        assert!(!p.is_blocked("42", 200), "expire_at passed: no longer applies");
+        assert_eq!(p.block_status("42", 150).unwrap().reason.as_deref(), Some("spam"));
+        assert!(p.unblock("42"));
+        assert!(!p.is_blocked("42", 150));
+        p.block("", 0, None, 1);
+        assert!(!p.is_blocked("", 2), "anonymous is never blocked");
+    }
+
+    #[test]
+    fn revocation_and_invalidation() {
+        let p = Protect::new();
+        p.revoke("t1", 0, None, 10);
+        assert_eq!(p.check_token("u", Some("t1"), 5, 20), TokenVerdict::Revoked);
+        assert_eq!(p.check_token("u", Some("t2"), 5, 20), TokenVerdict::Valid);
+        p.invalidate("u", 100, 0, None, 10);
+        assert_eq!(p.check_token("u", Some("t2"), 99, 20), TokenVerdict::Invalidated);
+        assert_eq!(p.check_token("u", Some("t2"), 100, 20), TokenVerdict::Valid);
+        assert_eq!(p.check_token("u", None, 0, 20), TokenVerdict::Valid, "no iat: not affected");
+        assert_eq!(p.check_token("v", None, 1, 20), TokenVerdict::Valid);
+        // A later call with an earlier cut-off does not weaken the first one.
+        p.invalidate("u", 50, 0, None, 11);
+        assert_eq!(p.check_token("u", None, 99, 20), TokenVerdict::Invalidated);
+    }
+
+    #[test]
+    fn sweep_drops_expired_and_lists_page() {
+        let p = Protect::new();
+        for i in 0..10 {
+            p.block(&format!("u{i}"), if i < 5 { 50 } else { 0 }, None, 1);
+        }
+        assert_eq!(p.sweep(60), 5);
+        let (page, more) = p.list_blocks(None, 3, 60);
+        assert_eq!(page.len(), 3);
+        assert!(more);
+        let (rest, more) = p.list_blocks(page[2].user.as_deref(), 3, 60);
+        assert_eq!(rest.len(), 2);
+        assert!(!more);
+    }
+}

@@ -1,0 +1,177 @@
+//! The per-connection outbound queue. Anything that wants to reach a client
+//! (fan-out, API actions, protective disconnects) pushes here without ever
+//! waiting; the connection task drains the queue and writes one WebSocket
+//! frame per batch. The queue is bounded in bytes (`client.queue_max_size`):
+//! a client that cannot keep up is disconnected with 3008 `slow` instead of
+//! slowing everyone else down (design.md §3.3 step 6).
+//!
+//! Memory: an idle outbox is an empty `VecDeque` (no allocation), a
+//! `Notify` and three words, so idle connections cost little.
+
+use crate::codes::Disconnect;
+use crate::protocol::Raw;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+/// Instructions for the connection task that change session state, so they
+/// must run inside the task that owns the session.
+#[derive(Debug)]
+pub enum Control {
+    /// Server API `subscribe`: add a server-side subscription.
+    Subscribe(Box<ServerSubscribe>),
+    /// Server API `unsubscribe` or a revoked subscription token.
+    Unsubscribe {
+        /// Channel.
+        channel: String,
+        /// Unsubscribe code (2000 server, 2502 state invalidated).
+        code: u32,
+        /// Reason.
+        reason: &'static str,
+    },
+    /// Server API `refresh`.
+    Refresh {
+        /// Mark the connection expired now.
+        expired: bool,
+        /// New expiry (Unix seconds, 0 = none).
+        expire_at: i64,
+        /// New connection info.
+        info: Option<Raw>,
+    },
+    /// Protective data changed: re-check this connection's tokens.
+    Recheck,
+}
+
+/// Parameters of a server-side subscription made through the API.
+#[derive(Debug, Default)]
+pub struct ServerSubscribe {
+    /// Channel.
+    pub channel: String,
+    /// Subscription expiry (Unix seconds, 0 = none).
+    pub expire_at: i64,
+    /// Channel info.
+    pub info: Option<Raw>,
+    /// Data for the subscribe push.
+    pub data: Option<Raw>,
+    /// Recover from this position.
+    pub recover_since: Option<crate::protocol::StreamPosition>,
+}
+
+/// One queued item.
+#[derive(Debug)]
+pub enum Out {
+    /// An encoded reply or push (one JSON object).
+    Frame(Bytes),
+    /// A session instruction.
+    Control(Control),
+}
+
+/// The outbound queue of one connection.
+#[derive(Debug)]
+pub struct Outbox {
+    queue: Mutex<VecDeque<Out>>,
+    bytes: AtomicUsize,
+    max_bytes: usize,
+    closed: AtomicBool,
+    disconnect: Mutex<Option<Disconnect>>,
+    notify: Notify,
+}
+
+impl Outbox {
+    /// A queue that tolerates `max_bytes` of unsent frames.
+    pub fn new(max_bytes: usize) -> Self {
+        Outbox {
+            queue: Mutex::new(VecDeque::new()),
+            bytes: AtomicUsize::new(0),
+            max_bytes,
+            closed: AtomicBool::new(false),
+            disconnect: Mutex::new(None),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Queues a frame; a full queue turns into a `slow` disconnect.
+    pub fn push_frame(&self, frame: Bytes) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let len = frame.len();
+        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > self.max_bytes {
+            self.disconnect(Disconnect::slow());
+            return;
+        }
+        self.queue.lock().push_back(Out::Frame(frame));
+        self.notify.notify_one();
+    }
+
+    /// Queues a session instruction.
+    pub fn push_control(&self, c: Control) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        self.queue.lock().push_back(Out::Control(c));
+        self.notify.notify_one();
+    }
+
+    /// Asks the connection to close with `d`; the first reason wins and jumps the queue.
+    pub fn disconnect(&self, d: Disconnect) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        *self.disconnect.lock() = Some(d);
+        self.notify.notify_one();
+    }
+
+    /// The pending disconnect, if any.
+    pub fn take_disconnect(&self) -> Option<Disconnect> {
+        self.disconnect.lock().take()
+    }
+
+    /// True once a disconnect was requested.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits until something was queued.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    /// Moves everything queued into `into` and releases its byte budget.
+    pub fn drain(&self, into: &mut Vec<Out>) {
+        let mut q = self.queue.lock();
+        let mut freed = 0;
+        for item in q.drain(..) {
+            if let Out::Frame(b) = &item {
+                freed += b.len();
+            }
+            into.push(item);
+        }
+        if q.capacity() > 64 {
+            q.shrink_to(0); // give burst memory back: idle connections stay small
+        }
+        drop(q);
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_becomes_a_slow_disconnect() {
+        let o = Outbox::new(10);
+        o.push_frame(Bytes::from_static(b"12345"));
+        o.push_frame(Bytes::from_static(b"12345"));
+        assert!(!o.is_closed());
+        o.push_frame(Bytes::from_static(b"1"));
+        assert!(o.is_closed());
+        assert_eq!(o.take_disconnect().unwrap().code, 3008);
+        let mut v = Vec::new();
+        o.drain(&mut v);
+        assert_eq!(v.len(), 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration test binary (design.md §3.1): real servers on
+//! 127.0.0.1, real sockets, whole-frame expectations.
+
+mod api;
+mod cli;
+mod config_file;
+mod helpers;
+mod protect;
+mod proxy;
+mod ws;

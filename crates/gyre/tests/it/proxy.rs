@@ -1,0 +1,79 @@
+//! Connect and refresh proxies against a mock backend (protocol.md §4).
+
+use crate::helpers::*;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// A backend that answers connect with whatever the request's data asks for
+/// and records the requests.
+async fn backend() -> (String, Arc<parking_lot::Mutex<Vec<(Value, Option<String>)>>>) {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let app = Router::new()
+        .route(
+            "/connect",
+            post(move |headers: axum::http::HeaderMap, Json(body): Json<Value>| {
+                let seen = s2.clone();
+                async move {
+                    seen.lock().push((body.clone(), headers.get("x-app").and_then(|v| v.to_str().ok()).map(String::from)));
+                    match body["data"]["mode"].as_str() {
+                        Some("error") => (axum::http::StatusCode::OK, Json(json!({"error": {"code": 1000, "message": "custom"}}))),
+                        Some("disconnect") => (axum::http::StatusCode::OK, Json(json!({"disconnect": {"code": 4501, "reason": "go away"}}))),
+                        Some("500") => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))),
+                        _ => (axum::http::StatusCode::OK, Json(json!({"result": {"user": body["data"]["user"], "info": {"via": "proxy"}, "data": {"welcome": true}}}))),
+                    }
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/connect"), seen)
+}
+
+#[tokio::test]
+async fn connect_proxy_answers_and_block_after_proxy() {
+    let (url, seen) = backend().await;
+    let s = server(json!({"client": {"proxy": {"connect": {"enabled": true, "endpoint": url, "timeout": "1s", "http": {"static_headers": {"x-app": "gyre"}}}}}})).await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}, "name": "test"}})).await;
+    let r = ws.recv().await;
+    assert_eq!(r["connect"]["data"], json!({"welcome": true}), "{r}");
+    let (body, hdr) = seen.lock()[0].clone();
+    assert_eq!(body["transport"], "websocket");
+    assert_eq!(body["protocol"], "json");
+    assert_eq!(body["name"], "test");
+    assert!(body["client"].is_string());
+    assert_eq!(hdr.as_deref(), Some("gyre"));
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "error"}}})).await;
+    assert_eq!(ws.recv().await, json!({"id": 1, "error": {"code": 1000, "message": "custom"}}));
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "disconnect"}}})).await;
+    assert_eq!(ws.expect_close().await, (4501, "go away".into()));
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "500"}}})).await;
+    assert_eq!(ws.recv().await, json!({"id": 1, "error": {"code": 100, "message": "internal server error", "temporary": true}}));
+    // Block: checked right after the proxy gave the user id.
+    Api::new(&s).call("block_user", json!({"user": "p1"})).await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}}})).await;
+    assert_eq!(ws.expect_close().await.0, 3503);
+}
+
+#[tokio::test]
+async fn proxy_timeout_is_a_temporary_error() {
+    let app = Router::new().route("/slow", post(|| async {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        "{}"
+    }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let s = server(json!({"client": {"proxy": {"connect": {"enabled": true, "endpoint": format!("http://{addr}/slow"), "timeout": "200ms"}}}})).await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {}})).await;
+    assert_eq!(ws.recv().await["error"], json!({"code": 100, "message": "internal server error", "temporary": true}));
+}
