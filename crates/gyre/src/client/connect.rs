@@ -14,7 +14,6 @@ use base64::Engine;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// A server-side subscription to make at connect.
@@ -201,7 +200,7 @@ impl Session {
             return Err(Disconnect::connection_limit().into());
         }
         self.user = Arc::from(user.as_str());
-        self.exp = exp;
+        self.set_exp(exp);
         let handle = Arc::new(ClientHandle {
             id: self.id.clone(),
             user: self.user.clone(),
@@ -287,7 +286,7 @@ impl Session {
             h.state.lock().token = token.clone();
         }
         self.conn_token = token;
-        self.exp = exp;
+        self.set_exp(exp);
         if let Some(info) = b64_json(&claims.b64info).or(claims.info.map(share)) {
             self.set_info(Some(info));
         }
@@ -302,7 +301,7 @@ impl Session {
         match self.node.proxy.refresh(&req, &self.headers).await {
             Ok(Some(r)) if r.expired => Err(Disconnect::expired().into()),
             Ok(Some(r)) => {
-                self.exp = r.expire_at;
+                self.set_exp(r.expire_at);
                 if let Some(info) = b64_json(&r.b64info).or(r.info.map(share)) {
                     self.set_info(Some(info));
                 }
@@ -313,8 +312,7 @@ impl Session {
             Err(ProxyError::Error(e)) => {
                 // Backend trouble: keep the connection and ask again shortly.
                 tracing::warn!(client = %self.id, error = %e, "refresh proxy failed; retrying in 10s");
-                self.exp = crate::auth::now() + 10;
-                let _ = Instant::now() + Duration::from_secs(10);
+                self.set_exp(crate::auth::now() + 10);
                 Ok(())
             }
         }

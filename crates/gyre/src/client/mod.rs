@@ -74,6 +74,8 @@ struct SubState {
     presence: bool,
     join_leave: bool,
     expire_at: i64,
+    /// `expire_at` as a monotonic deadline.
+    deadline: Option<Instant>,
     token: TokenId,
     chan_info: Option<Raw>,
 }
@@ -91,6 +93,8 @@ pub struct Session {
     subs: HashMap<String, SubState>,
     /// Connection expiry, Unix seconds (0 = none).
     exp: i64,
+    /// `exp` as a monotonic deadline.
+    exp_deadline: Option<Instant>,
     /// Expiry is handled by the refresh proxy rather than by the client.
     proxy_refresh: bool,
     conn_token: TokenId,
@@ -103,10 +107,13 @@ pub struct Session {
     headers: HeaderMap,
 }
 
-fn unix_to_instant(unix: i64) -> Instant {
-    let now = crate::auth::now();
-    let now_i = Instant::now();
-    if unix <= now { now_i } else { now_i + Duration::from_secs((unix - now) as u64) }
+/// The monotonic instant of a Unix time in seconds, with millisecond
+/// precision so that a deadline never fires a little before the second it
+/// names (which would postpone it forever).
+pub(crate) fn unix_to_instant(unix: i64) -> Instant {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let diff = unix * 1000 - now_ms;
+    if diff <= 0 { Instant::now() } else { Instant::now() + Duration::from_millis(diff as u64) }
 }
 
 impl Session {
@@ -121,6 +128,7 @@ impl Session {
             handle: None,
             subs: HashMap::new(),
             exp: 0,
+            exp_deadline: None,
             proxy_refresh: false,
             conn_token: TokenId::default(),
             conn_info: None,
@@ -239,7 +247,7 @@ impl Session {
                 if expired {
                     return Err(Disconnect::expired().into());
                 }
-                self.exp = expire_at;
+                self.set_exp(expire_at);
                 if let Some(i) = info {
                     self.set_info(Some(i));
                 }
@@ -292,6 +300,12 @@ impl Session {
         self.node.protect.check_token(&self.user, jti, iat, now)
     }
 
+    /// Sets the connection expiry and its deadline.
+    pub(crate) fn set_exp(&mut self, exp: i64) {
+        self.exp = exp;
+        self.exp_deadline = (exp > 0).then(|| unix_to_instant(exp));
+    }
+
     fn set_info(&mut self, info: Option<Raw>) {
         self.conn_info = info.clone();
         if let Some(h) = &self.handle {
@@ -315,13 +329,13 @@ impl Session {
                 if let Some(p) = self.pong_deadline {
                     d = d.min(p);
                 }
-                if self.exp > 0 {
+                if let Some(e) = self.exp_deadline {
                     let grace = if self.proxy_refresh { Duration::ZERO } else { cfg.expired_close_delay.0 };
-                    d = d.min(unix_to_instant(self.exp) + grace);
+                    d = d.min(e + grace);
                 }
                 for s in self.subs.values() {
-                    if s.expire_at > 0 {
-                        d = d.min(unix_to_instant(s.expire_at) + cfg.expired_sub_close_delay.0);
+                    if let Some(e) = s.deadline {
+                        d = d.min(e + cfg.expired_sub_close_delay.0);
                     }
                 }
                 d
@@ -356,18 +370,19 @@ impl Session {
                     }
                     self.next_ping = Some(now + cfg.ping_interval.0);
                 }
-                let unix = crate::auth::now();
-                if self.exp > 0 && unix >= self.exp {
+                if let Some(e) = self.exp_deadline {
                     if self.proxy_refresh {
-                        self.proxy_refresh_now().await?;
-                    } else if now >= unix_to_instant(self.exp) + cfg.expired_close_delay.0 {
+                        if now >= e {
+                            self.proxy_refresh_now().await?;
+                        }
+                    } else if now >= e + cfg.expired_close_delay.0 {
                         return Err(Disconnect::expired().into());
                     }
                 }
                 let expired: Vec<String> = self
                     .subs
                     .iter()
-                    .filter(|(_, s)| s.expire_at > 0 && now >= unix_to_instant(s.expire_at) + cfg.expired_sub_close_delay.0)
+                    .filter(|(_, s)| s.deadline.is_some_and(|e| now >= e + cfg.expired_sub_close_delay.0))
                     .map(|(c, _)| c.clone())
                     .collect();
                 for ch in expired {

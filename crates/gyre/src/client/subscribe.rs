@@ -208,7 +208,15 @@ impl Session {
         }
         self.subs.insert(
             p.channel,
-            SubState { presence: p.opts.presence, join_leave: p.opts.join_leave, opts: p.opts, expire_at: p.expire_at, token: p.token, chan_info: p.chan_info },
+            SubState {
+                presence: p.opts.presence,
+                join_leave: p.opts.join_leave,
+                opts: p.opts,
+                expire_at: p.expire_at,
+                deadline: (p.expire_at > 0).then(|| super::unix_to_instant(p.expire_at)),
+                token: p.token,
+                chan_info: p.chan_info,
+            },
         );
         Ok(res)
     }
@@ -278,6 +286,7 @@ impl Session {
         }
         sub.token = token;
         sub.expire_at = expire_at;
+        sub.deadline = (expire_at > 0).then(|| super::unix_to_instant(expire_at));
         let (expires, ttl) = if expire_at > 0 { (true, (expire_at - now) as u32) } else { (false, 0) };
         Ok(protocol::encode_reply(id, "sub_refresh", &protocol::RefreshResult { expires, ttl }))
     }

@@ -24,7 +24,11 @@ pub fn base_config(extra: Value) -> Value {
             "name": "chat", "presence": true, "history_size": 10, "history_ttl": "60s",
             "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,
             "allow_presence_for_subscriber": true, "allow_history_for_subscriber": true,
-            "join_leave": true, "force_push_join_leave": true, "allow_recovery": true
+            "allow_recovery": true
+        }, {
+            "name": "room", "presence": true, "history_size": 10, "history_ttl": "60s",
+            "allow_subscribe_for_client": true, "allow_presence_for_subscriber": true,
+            "allow_history_for_subscriber": true, "join_leave": true, "force_push_join_leave": true
         }]}
     });
     gyre::config::load::merge(&mut c, extra);

@@ -144,26 +144,26 @@ async fn case9_api_publish_reaches_subscriber_and_client_publish_echoes() {
 async fn presence_history_and_join_leave() {
     let s = server(json!({})).await;
     let (mut a, ca) = Ws::connected(&s, &token(json!({"sub": "1", "info": {"name": "Ann"}}))).await;
-    a.subscribe(2, "chat:room").await;
+    a.subscribe(2, "room:x").await;
     // Own join arrives first (force_push_join_leave).
     let j = a.recv().await;
     assert_eq!(j["push"]["join"]["info"]["user"], "1");
     let (mut b, _) = Ws::connected(&s, &token(json!({"sub": "2"}))).await;
-    b.subscribe(2, "chat:room").await;
+    b.subscribe(2, "room:x").await;
     let j = a.recv().await;
-    assert_eq!(j, json!({"push": {"channel": "chat:room", "join": {"info": {"user": "2", "client": j["push"]["join"]["info"]["client"]}}}}));
-    a.send_json(json!({"id": 3, "presence_stats": {"channel": "chat:room"}})).await;
+    assert_eq!(j, json!({"push": {"channel": "room:x", "join": {"info": {"user": "2", "client": j["push"]["join"]["info"]["client"]}}}}));
+    a.send_json(json!({"id": 3, "presence_stats": {"channel": "room:x"}})).await;
     assert_eq!(a.recv().await, json!({"id": 3, "presence_stats": {"num_clients": 2, "num_users": 2}}));
-    a.send_json(json!({"id": 4, "presence": {"channel": "chat:room"}})).await;
+    a.send_json(json!({"id": 4, "presence": {"channel": "room:x"}})).await;
     let p = a.recv().await;
     let me = &p["presence"]["presence"][ca["client"].as_str().unwrap()];
     assert_eq!(me["conn_info"], json!({"name": "Ann"}));
     // History: not subscribed → 103; subscribed → publications.
     let (mut c, _) = Ws::connected(&s, &token(json!({"sub": "3"}))).await;
-    c.send_json(json!({"id": 2, "history": {"channel": "chat:room", "limit": 10}})).await;
+    c.send_json(json!({"id": 2, "history": {"channel": "room:x", "limit": 10}})).await;
     assert_eq!(c.recv().await["error"]["code"], 103);
-    Api::new(&s).call("publish", json!({"channel": "chat:room", "data": 1})).await;
-    a.send_json(json!({"id": 5, "history": {"channel": "chat:room", "limit": 10}})).await;
+    Api::new(&s).call("publish", json!({"channel": "room:x", "data": 1})).await;
+    a.send_json(json!({"id": 5, "history": {"channel": "room:x", "limit": 10}})).await;
     let h = loop {
         let v = a.recv().await;
         if v["id"] == 5 {
