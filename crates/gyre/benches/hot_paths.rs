@@ -1,1 +1,257 @@
-fn main() {}
+//! Criterion benches for Gyre's hot paths (issue 3/4/5): JWT verification per
+//! algorithm, decode + dispatch of a command batch, fan-out of one
+//! publication to 10,000 local subscribers, hub subscribe/unsubscribe, and
+//! the protective check with 1 million blocked users and revoked jtis.
+//!
+//! Run: `cargo bench -p gyre --bench hot_paths`.
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gyre::auth::TokenVerifier;
+use gyre::client::Session;
+use gyre::node::Node;
+use gyre::node::handle::{ClientHandle, HandleState};
+use gyre::node::hub::{Hub, Subscriber};
+use gyre::protect::Protect;
+use gyre::protocol::ClientInfo;
+use gyre::transport::outbox::{Out, Outbox};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use parking_lot::Mutex;
+use serde_json::json;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/");
+
+fn key(name: &str) -> String {
+    std::fs::read_to_string(format!("{KEYS}{name}")).unwrap()
+}
+
+fn claims() -> serde_json::Value {
+    json!({"sub": "42", "exp": gyre::auth::now() + 3600, "iat": gyre::auth::now(), "jti": "0b7c1f9e-6a3d-4e2b-9f10-23456789abcd", "channels": ["news"]})
+}
+
+fn jwt(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut cfg = gyre::config::Client::default();
+    cfg.token.hmac_secret_key = "bench-secret".into();
+    cfg.token.rsa_public_key = key("rsa_public.pem");
+    cfg.token.ecdsa_public_key = key("ec256_public.pem");
+    let v = TokenVerifier::new(&cfg).unwrap();
+    let mut cfg384 = gyre::config::Client::default();
+    cfg384.token.ecdsa_public_key = key("ec384_public.pem");
+    let v384 = TokenVerifier::new(&cfg384).unwrap();
+    let hs = EncodingKey::from_secret(b"bench-secret");
+    let rsa = EncodingKey::from_rsa_pem(key("rsa_private.pem").as_bytes()).unwrap();
+    let ec = EncodingKey::from_ec_pem(key("ec256_private.pem").as_bytes()).unwrap();
+    let ec384 = EncodingKey::from_ec_pem(key("ec384_private.pem").as_bytes()).unwrap();
+    let mut g = c.benchmark_group("jwt_verify");
+    let cases: Vec<(&str, Algorithm, &EncodingKey, &TokenVerifier)> = vec![
+        ("HS256", Algorithm::HS256, &hs, &v),
+        ("HS384", Algorithm::HS384, &hs, &v),
+        ("HS512", Algorithm::HS512, &hs, &v),
+        ("RS256", Algorithm::RS256, &rsa, &v),
+        ("RS512", Algorithm::RS512, &rsa, &v),
+        ("ES256", Algorithm::ES256, &ec, &v),
+        ("ES384", Algorithm::ES384, &ec384, &v384),
+    ];
+    for (name, alg, k, verifier) in cases {
+        let t = encode(&Header::new(alg), &claims(), k).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| rt.block_on(verifier.verify_connect(black_box(&t))).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn node(extra: serde_json::Value) -> Arc<Node> {
+    let mut v = json!({
+        "client": {"token": {"hmac_secret_key": "bench-secret"}},
+        "channel": {"namespaces": [{"name": "chat", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true, "history_size": 100, "history_ttl": "60s"}]}
+    });
+    gyre::config::load::merge(&mut v, extra);
+    Node::new(gyre::config::load_value(v, &[], &[]).unwrap().config).unwrap()
+}
+
+fn dispatch(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = node(json!({}));
+    let mut s = Session::new(n.clone(), Default::default());
+    let t = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "42"}),
+        &EncodingKey::from_secret(b"bench-secret"),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    rt.block_on(
+        s.handle_frame(
+            json!({"id": 1, "connect": {"token": t}})
+                .to_string()
+                .as_bytes(),
+            &mut out,
+        ),
+    )
+    .unwrap();
+    rt.block_on(
+        s.handle_frame(
+            json!({"id": 2, "subscribe": {"channel": "chat:a"}})
+                .to_string()
+                .as_bytes(),
+            &mut out,
+        ),
+    )
+    .unwrap();
+    let batch: Vec<String> = (0..10).map(|i| json!({"id": 10 + i, "publish": {"channel": "chat:a", "data": {"text": "hello", "n": i}}}).to_string()).collect();
+    let frame = batch.join("\n");
+    let mut g = c.benchmark_group("dispatch");
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("decode_only_batch_of_10_publish", |b| {
+        b.iter(|| gyre::protocol::decode_frame(black_box(frame.as_bytes())).unwrap())
+    });
+    g.bench_function("decode_and_dispatch_batch_of_10_publish", |b| {
+        b.iter(|| {
+            out.clear();
+            rt.block_on(s.handle_frame(black_box(frame.as_bytes()), &mut out))
+                .unwrap();
+            // Drain the own-publication echoes so the queue never fills.
+            if let Some(h) = s.handle() {
+                let mut q = Vec::new();
+                h.outbox.drain(&mut q);
+            }
+        })
+    });
+    g.finish();
+}
+
+fn handle(i: usize) -> Arc<ClientHandle> {
+    let id: Arc<str> = Arc::from(format!("client-{i}"));
+    let user: Arc<str> = Arc::from(format!("user-{i}"));
+    Arc::new(ClientHandle {
+        id: id.clone(),
+        user: user.clone(),
+        outbox: Outbox::new(1 << 20),
+        app_name: String::new(),
+        app_version: String::new(),
+        connected_at_ms: 0,
+        info: Mutex::new(ClientInfo {
+            user,
+            client: id,
+            conn_info: None,
+            chan_info: None,
+        }),
+        meta: None,
+        state: Mutex::new(HandleState::default()),
+    })
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fanout");
+    for subs in [1_000usize, 10_000] {
+        let hub = Hub::new();
+        let handles: Vec<_> = (0..subs).map(handle).collect();
+        for h in &handles {
+            hub.subscribe(
+                "news",
+                Subscriber {
+                    handle: h.clone(),
+                    join_leave: false,
+                },
+            );
+        }
+        let frame = Bytes::from_static(
+            br#"{"push":{"channel":"news","pub":{"data":{"text":"hello world"},"offset":1}}}"#,
+        );
+        g.throughput(Throughput::Elements(subs as u64));
+        g.bench_with_input(
+            BenchmarkId::new("broadcast_to_local_subscribers", subs),
+            &subs,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut sink: Vec<Out> = Vec::new();
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        black_box(hub.broadcast("news", &frame, false));
+                        total += start.elapsed();
+                        for h in &handles {
+                            h.outbox.drain(&mut sink);
+                            sink.clear();
+                        }
+                    }
+                    total
+                })
+            },
+        );
+    }
+    let hub = Hub::new();
+    let h = handle(0);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hub_subscribe_unsubscribe", |b| {
+        b.iter(|| {
+            hub.subscribe(
+                black_box("news:1"),
+                Subscriber {
+                    handle: h.clone(),
+                    join_leave: false,
+                },
+            );
+            hub.unsubscribe(black_box("news:1"), &h.id);
+        })
+    });
+    g.finish();
+}
+
+fn protect(c: &mut Criterion) {
+    let p = Protect::new();
+    let now = gyre::auth::now();
+    let exp = now + 3600;
+    for i in 0..1_000_000u32 {
+        p.block(&format!("user-{i}"), exp, None, now);
+        let id = uuid::Uuid::from_u128(
+            (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
+        )
+        .hyphenated()
+        .to_string();
+        p.revoke(&id, exp, None, now);
+    }
+    p.invalidate("user-5", now, exp, None, now);
+    let hit_jti =
+        uuid::Uuid::from_u128(7u128.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
+            .hyphenated()
+            .to_string();
+    let miss_jti = "0b7c1f9e-6a3d-4e2b-9f10-23456789abcd".to_string();
+    let mut g = c.benchmark_group("protect_check_1m_users_1m_jtis");
+    g.bench_function("connect_path_allowed_user", |b| {
+        b.iter(|| {
+            let blocked = p.is_blocked(black_box("someone-else"), now);
+            let v = p.check_token(
+                black_box("someone-else"),
+                Some(black_box(&miss_jti)),
+                now - 10,
+                now,
+            );
+            (blocked, v)
+        })
+    });
+    g.bench_function("connect_path_blocked_user", |b| {
+        b.iter(|| p.is_blocked(black_box("user-77"), now))
+    });
+    g.bench_function("connect_path_revoked_jti", |b| {
+        b.iter(|| p.check_token(black_box("u"), Some(black_box(&hit_jti)), 0, now))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = jwt, dispatch, fanout, protect
+}
+criterion_main!(benches);

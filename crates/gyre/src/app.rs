@@ -34,7 +34,11 @@ fn api_routes(node: &Arc<Node>) -> Router {
         shutdown: node.shutdown.clone(),
     };
     let prefix = cfg.handler_prefix.trim_end_matches('/').to_string();
-    let prefix = if prefix.is_empty() { "/api".to_string() } else { prefix };
+    let prefix = if prefix.is_empty() {
+        "/api".to_string()
+    } else {
+        prefix
+    };
     Router::new()
         .route(&prefix, post(legacy))
         .route(&format!("{prefix}/{{method}}"), post(per_method))
@@ -44,8 +48,20 @@ fn api_routes(node: &Arc<Node>) -> Router {
 fn service_routes(node: &Arc<Node>) -> Router {
     let mut r = Router::new();
     if node.cfg.health.enabled {
-        let path = if node.cfg.health.handler_prefix.is_empty() { "/health".to_string() } else { node.cfg.health.handler_prefix.clone() };
-        r = r.route(&path, get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], "{}") }));
+        let path = if node.cfg.health.handler_prefix.is_empty() {
+            "/health".to_string()
+        } else {
+            node.cfg.health.handler_prefix.clone()
+        };
+        r = r.route(
+            &path,
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    "{}",
+                )
+            }),
+        );
     }
     if !node.cfg.http_api.disabled {
         r = r.merge(api_routes(node));
@@ -57,7 +73,12 @@ fn service_routes(node: &Arc<Node>) -> Router {
 pub fn routers(node: &Arc<Node>) -> (Router, Option<Router>) {
     let mut main: Router = Router::new();
     if !node.cfg.websocket.disabled {
-        let ws: Router = Router::new().route(&node.cfg.websocket.handler_prefix, any(crate::transport::ws::handler)).with_state(node.clone());
+        let ws: Router = Router::new()
+            .route(
+                &node.cfg.websocket.handler_prefix,
+                any(crate::transport::ws::handler),
+            )
+            .with_state(node.clone());
         main = main.merge(ws);
     }
     let internal_split = !node.cfg.http_server.internal_port.is_empty();
@@ -77,8 +98,16 @@ pub fn routers(node: &Arc<Node>) -> (Router, Option<Router>) {
 }
 
 fn bind_addr(address: &str, port: u16) -> String {
-    let host = if address.is_empty() { "127.0.0.1" } else { address };
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    let host = if address.is_empty() {
+        "127.0.0.1"
+    } else {
+        address
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Binds and starts serving.
@@ -86,19 +115,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let node = Node::new(cfg)?;
     let c = node.cfg.clone();
     let main_addr = bind_addr(&c.http_server.address, c.http_server.port);
-    let listener = TcpListener::bind(&main_addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {main_addr} (http_server.address/http_server.port): {e}"))?;
+    let listener = TcpListener::bind(&main_addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {main_addr} (http_server.address/http_server.port): {e}")
+    })?;
     let addr = listener.local_addr()?;
     let (main, internal) = routers(&node);
     let mut tasks = Vec::new();
     let mut internal_addr = None;
     if let Some(internal) = internal {
-        let port: u16 = c.http_server.internal_port.parse().map_err(|_| anyhow::anyhow!("invalid config key `http_server.internal_port`: not a port number"))?;
-        let iaddr = bind_addr(if c.http_server.internal_address.is_empty() { &c.http_server.address } else { &c.http_server.internal_address }, port);
-        let il = TcpListener::bind(&iaddr).await.map_err(|e| anyhow::anyhow!("cannot listen on {iaddr} (http_server.internal_port): {e}"))?;
+        let port: u16 = c.http_server.internal_port.parse().map_err(|_| {
+            anyhow::anyhow!("invalid config key `http_server.internal_port`: not a port number")
+        })?;
+        let iaddr = bind_addr(
+            if c.http_server.internal_address.is_empty() {
+                &c.http_server.address
+            } else {
+                &c.http_server.internal_address
+            },
+            port,
+        );
+        let il = TcpListener::bind(&iaddr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {iaddr} (http_server.internal_port): {e}")
+        })?;
         internal_addr = Some(il.local_addr()?);
         let token = node.shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(il, internal).with_graceful_shutdown(async move { token.cancelled().await }).await;
+            let _ = axum::serve(il, internal)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
         }));
     }
     let token = node.shutdown.clone();
@@ -106,16 +150,27 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let _ = axum::serve(listener, main).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let _ = axum::serve(listener, main)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
     }));
     node.spawn_maintenance();
-    Ok(Server { addr, internal_addr, node, tasks })
+    Ok(Server {
+        addr,
+        internal_addr,
+        node,
+        tasks,
+    })
 }
 
 impl Server {
     /// Address of the API (internal port if set).
     pub fn api_addr(&self) -> SocketAddr {
-        if self.node.cfg.http_api.external { self.addr } else { self.internal_addr.unwrap_or(self.addr) }
+        if self.node.cfg.http_api.external {
+            self.addr
+        } else {
+            self.internal_addr.unwrap_or(self.addr)
+        }
     }
 
     /// Graceful shutdown: clients get 3001, in-flight requests finish, tasks

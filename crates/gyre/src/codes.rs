@@ -20,7 +20,11 @@ pub struct ClientError {
 
 impl ClientError {
     const fn builtin(code: u32, message: &'static str, temporary: bool) -> BuiltinError {
-        BuiltinError { code, message, temporary }
+        BuiltinError {
+            code,
+            message,
+            temporary,
+        }
     }
     /// 100 internal server error (temporary).
     pub const INTERNAL: BuiltinError = Self::builtin(100, "internal server error", true);
@@ -64,7 +68,11 @@ pub struct BuiltinError {
 
 impl From<BuiltinError> for ClientError {
     fn from(e: BuiltinError) -> Self {
-        ClientError { code: e.code, message: e.message.to_string(), temporary: e.temporary }
+        ClientError {
+            code: e.code,
+            message: e.message.to_string(),
+            temporary: e.temporary,
+        }
     }
 }
 
@@ -81,42 +89,79 @@ pub struct Disconnect {
 impl Disconnect {
     /// Builds a disconnect with the given code and reason.
     pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        Disconnect { code, reason: reason.into() }
+        Disconnect {
+            code,
+            reason: reason.into(),
+        }
     }
     /// 3001 shutdown.
-    pub fn shutdown() -> Self { Self::new(3001, "shutdown") }
+    pub fn shutdown() -> Self {
+        Self::new(3001, "shutdown")
+    }
     /// 3004 internal server error.
-    pub fn internal() -> Self { Self::new(3004, "internal server error") }
+    pub fn internal() -> Self {
+        Self::new(3004, "internal server error")
+    }
     /// 3005 connection expired.
-    pub fn expired() -> Self { Self::new(3005, "connection expired") }
+    pub fn expired() -> Self {
+        Self::new(3005, "connection expired")
+    }
     /// 3006 subscription expired.
-    pub fn sub_expired() -> Self { Self::new(3006, "subscription expired") }
+    pub fn sub_expired() -> Self {
+        Self::new(3006, "subscription expired")
+    }
     /// 3008 slow.
-    pub fn slow() -> Self { Self::new(3008, "slow") }
+    pub fn slow() -> Self {
+        Self::new(3008, "slow")
+    }
     /// 3009 write error.
-    pub fn write_error() -> Self { Self::new(3009, "write error") }
+    pub fn write_error() -> Self {
+        Self::new(3009, "write error")
+    }
     /// 3010 insufficient state.
-    pub fn insufficient_state() -> Self { Self::new(3010, "insufficient state") }
+    pub fn insufficient_state() -> Self {
+        Self::new(3010, "insufficient state")
+    }
     /// 3012 no pong.
-    pub fn no_pong() -> Self { Self::new(3012, "no pong") }
+    pub fn no_pong() -> Self {
+        Self::new(3012, "no pong")
+    }
     /// 3014 state invalidated: SDKs drop their token and call getToken.
-    pub fn state_invalidated() -> Self { Self::new(3014, "state invalidated") }
+    pub fn state_invalidated() -> Self {
+        Self::new(3014, "state invalidated")
+    }
     /// 3500 invalid token.
-    pub fn invalid_token() -> Self { Self::new(3500, "invalid token") }
+    pub fn invalid_token() -> Self {
+        Self::new(3500, "invalid token")
+    }
     /// 3501 bad request.
-    pub fn bad_request() -> Self { Self::new(3501, "bad request") }
+    pub fn bad_request() -> Self {
+        Self::new(3501, "bad request")
+    }
     /// 3502 stale.
-    pub fn stale() -> Self { Self::new(3502, "stale") }
+    pub fn stale() -> Self {
+        Self::new(3502, "stale")
+    }
     /// 3503 force disconnect.
-    pub fn force() -> Self { Self::new(3503, "force disconnect") }
+    pub fn force() -> Self {
+        Self::new(3503, "force disconnect")
+    }
     /// 3504 connection limit.
-    pub fn connection_limit() -> Self { Self::new(3504, "connection limit") }
+    pub fn connection_limit() -> Self {
+        Self::new(3504, "connection limit")
+    }
     /// 3505 channel limit.
-    pub fn channel_limit() -> Self { Self::new(3505, "channel limit") }
+    pub fn channel_limit() -> Self {
+        Self::new(3505, "channel limit")
+    }
     /// 3507 permission denied.
-    pub fn permission_denied() -> Self { Self::new(3507, "permission denied") }
+    pub fn permission_denied() -> Self {
+        Self::new(3507, "permission denied")
+    }
     /// 3508 not available.
-    pub fn not_available() -> Self { Self::new(3508, "not available") }
+    pub fn not_available() -> Self {
+        Self::new(3508, "not available")
+    }
 }
 
 /// Unsubscribe push codes (protocol.md §2.2).

@@ -34,7 +34,11 @@ impl MemoryPresence {
 
     /// Adds or updates a client's presence in a channel.
     pub fn add(&self, channel: &str, info: ClientInfo) {
-        self.shard(channel).lock().entry(channel.to_string()).or_default().insert(info.client.to_string(), info);
+        self.shard(channel)
+            .lock()
+            .entry(channel.to_string())
+            .or_default()
+            .insert(info.client.to_string(), info);
     }
 
     /// Removes a client's presence.
@@ -50,7 +54,11 @@ impl MemoryPresence {
 
     /// Everyone present.
     pub fn presence(&self, channel: &str) -> BTreeMap<String, ClientInfo> {
-        self.shard(channel).lock().get(channel).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+        self.shard(channel)
+            .lock()
+            .get(channel)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Counts of clients and distinct users.

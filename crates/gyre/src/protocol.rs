@@ -410,7 +410,10 @@ mod tests {
 
     #[test]
     fn decodes_batches_and_rejects_garbage() {
-        let cmds = decode_frame(b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n").unwrap();
+        let cmds = decode_frame(
+            b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n",
+        )
+        .unwrap();
         assert_eq!(cmds.len(), 2);
         assert_eq!(cmds[1].subscribe.as_ref().unwrap().channel, "a");
         assert_eq!(decode_frame(b"").err(), Some(DecodeError));
@@ -423,15 +426,29 @@ mod tests {
     #[test]
     fn publication_push_keeps_data_raw() {
         let data = share(RawValue::from_string("{\"text\":\"hi\"}".into()).unwrap());
-        let p = Publication { data, info: None, offset: 1, tags: None };
+        let p = Publication {
+            data,
+            info: None,
+            offset: 1,
+            tags: None,
+        };
         let b = encode_push("chat:a", "pub", &p);
-        assert_eq!(&b[..], br#"{"push":{"channel":"chat:a","pub":{"data":{"text":"hi"},"offset":1}}}"#);
+        assert_eq!(
+            &b[..],
+            br#"{"push":{"channel":"chat:a","pub":{"data":{"text":"hi"},"offset":1}}}"#
+        );
     }
 
     #[test]
     fn empty_results_are_empty_objects() {
-        assert_eq!(&encode_reply(2, "subscribe", &SubscribeResult::default())[..], br#"{"id":2,"subscribe":{}}"#);
+        assert_eq!(
+            &encode_reply(2, "subscribe", &SubscribeResult::default())[..],
+            br#"{"id":2,"subscribe":{}}"#
+        );
         let h = HistoryResult::default();
-        assert_eq!(&encode_reply(7, "history", &h)[..], br#"{"id":7,"history":{"publications":[],"epoch":"","offset":0}}"#);
+        assert_eq!(
+            &encode_reply(7, "history", &h)[..],
+            br#"{"id":7,"history":{"publications":[],"epoch":"","offset":0}}"#
+        );
     }
 }

@@ -36,7 +36,10 @@ fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
     if let Some(v) = headers.get("x-api-key") {
         return v.as_bytes() == st.key.as_bytes();
     }
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut parts = v.splitn(2, ' ');
         if let (Some(scheme), Some(k)) = (parts.next(), parts.next())
             && scheme.eq_ignore_ascii_case("apikey")
@@ -59,11 +62,19 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 fn bad_request() -> Response {
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Bad Request\n").into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Bad Request\n",
+    )
+        .into_response()
 }
 
 fn transport_mode(st: &ApiState, headers: &HeaderMap) -> bool {
-    match headers.get("x-centrifugo-error-mode").and_then(|v| v.to_str().ok()) {
+    match headers
+        .get("x-centrifugo-error-mode")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(m) => m.eq_ignore_ascii_case("transport"),
         None => st.transport_errors,
     }
@@ -90,23 +101,37 @@ pub async fn per_method(
     let result = st.exec.call(method, params).await;
     match result {
         // batch answers at the top level, not inside `result` (§5.4).
-        Ok(v) if method == "batch" => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
-        Ok(v) => json_response(StatusCode::OK, serde_json::to_vec(&serde_json::json!({"result": v})).unwrap_or_default()),
+        Ok(v) if method == "batch" => {
+            json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Ok(v) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&serde_json::json!({"result": v})).unwrap_or_default(),
+        ),
         Err(e) => error_response(&e, transport_mode(&st, &headers)),
     }
 }
 
 fn error_response(e: &ApiError, transport: bool) -> Response {
     if transport {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         json_response(status, serde_json::to_vec(e).unwrap_or_default())
     } else {
-        json_response(StatusCode::OK, serde_json::to_vec(&serde_json::json!({"error": e})).unwrap_or_default())
+        json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&serde_json::json!({"error": e})).unwrap_or_default(),
+        )
     }
 }
 
 /// Legacy `POST /api`: newline-delimited `{"method","params","id"?}` commands.
-pub async fn legacy(State(st): State<ApiState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn legacy(
+    State(st): State<ApiState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !authorized(&st, &headers, query.as_deref()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -126,9 +151,13 @@ pub async fn legacy(State(st): State<ApiState>, RawQuery(query): RawQuery, heade
         if line.trim_ascii().is_empty() {
             continue;
         }
-        let Ok(cmd) = serde_json::from_slice::<Cmd>(line) else { return bad_request() };
+        let Ok(cmd) = serde_json::from_slice::<Cmd>(line) else {
+            return bad_request();
+        };
         // An unknown method name fails decoding in Centrifugo: the whole request is a 400.
-        let Some(method) = canonical_method(&cmd.method) else { return bad_request() };
+        let Some(method) = canonical_method(&cmd.method) else {
+            return bad_request();
+        };
         cmds.push((cmd.id, method, cmd.params));
     }
     if cmds.is_empty() {

@@ -26,10 +26,14 @@ fn options(node: &Node, channel: &str) -> Result<Arc<ChannelOptions>, ApiError> 
 
 fn payload(data: Option<Box<RawValue>>, b64data: &str) -> Result<crate::protocol::Raw, ApiError> {
     if !b64data.is_empty() {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64data).map_err(|_| ApiError::bad_request())?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64data)
+            .map_err(|_| ApiError::bad_request())?;
         // The JSON protocol embeds payloads as JSON: binary data must be valid JSON here.
         let text = String::from_utf8(bytes).map_err(|_| ApiError::bad_request())?;
-        return RawValue::from_string(text).map(share).map_err(|_| ApiError::bad_request());
+        return RawValue::from_string(text)
+            .map(share)
+            .map_err(|_| ApiError::bad_request());
     }
     data.map(share).ok_or_else(ApiError::bad_request)
 }
@@ -46,9 +50,22 @@ pub(super) struct Publish {
     idempotency_key: String,
 }
 
-fn publish_one(node: &Node, channel: &str, data: crate::protocol::Raw, tags: &Option<BTreeMap<String, String>>, skip_history: bool) -> Result<Value, ApiError> {
+fn publish_one(
+    node: &Node,
+    channel: &str,
+    data: crate::protocol::Raw,
+    tags: &Option<BTreeMap<String, String>>,
+    skip_history: bool,
+) -> Result<Value, ApiError> {
     let opts = options(node, channel)?;
-    let top = node.publish(channel, &opts, data, None, tags.clone().map(Arc::new), skip_history);
+    let top = node.publish(
+        channel,
+        &opts,
+        data,
+        None,
+        tags.clone().map(Arc::new),
+        skip_history,
+    );
     Ok(match top {
         Some(t) => json!({"offset": t.offset, "epoch": t.epoch}),
         None => json!({}),
@@ -80,10 +97,12 @@ pub(super) fn broadcast(node: &Node, p: Broadcast) -> Result<Value, ApiError> {
     let responses: Vec<Value> = p
         .channels
         .iter()
-        .map(|ch| match publish_one(node, ch, data.clone(), &p.tags, p.skip_history) {
-            Ok(r) => json!({"result": r}),
-            Err(e) => json!({"error": e}),
-        })
+        .map(
+            |ch| match publish_one(node, ch, data.clone(), &p.tags, p.skip_history) {
+                Ok(r) => json!({"result": r}),
+                Err(e) => json!({"error": e}),
+            },
+        )
         .collect();
     Ok(json!({"responses": responses}))
 }
@@ -111,13 +130,14 @@ pub(super) fn subscribe(node: &Node, p: Subscribe) -> Result<Value, ApiError> {
     let info = p.info.map(share);
     let data = p.data.map(share);
     for h in node.targets(&p.user, &p.client) {
-        h.outbox.push_control(Control::Subscribe(Box::new(ServerSubscribe {
-            channel: p.channel.clone(),
-            expire_at: p.expire_at,
-            info: info.clone(),
-            data: data.clone(),
-            recover_since: p.recover_since.clone(),
-        })));
+        h.outbox
+            .push_control(Control::Subscribe(Box::new(ServerSubscribe {
+                channel: p.channel.clone(),
+                expire_at: p.expire_at,
+                info: info.clone(),
+                data: data.clone(),
+                recover_since: p.recover_since.clone(),
+            })));
     }
     Ok(json!({}))
 }
@@ -140,7 +160,11 @@ pub(super) fn unsubscribe(node: &Node, p: Unsubscribe) -> Result<Value, ApiError
     }
     let (code, reason) = crate::codes::unsub::SERVER;
     for h in node.targets(&p.user, &p.client) {
-        h.outbox.push_control(Control::Unsubscribe { channel: p.channel.clone(), code, reason });
+        h.outbox.push_control(Control::Unsubscribe {
+            channel: p.channel.clone(),
+            code,
+            reason,
+        });
     }
     Ok(json!({}))
 }
@@ -207,7 +231,11 @@ pub(super) fn refresh(node: &Node, p: Refresh) -> Result<Value, ApiError> {
     }
     let info = p.info.map(share);
     for h in node.targets(&p.user, &p.client) {
-        h.outbox.push_control(Control::Refresh { expired: p.expired, expire_at: p.expire_at, info: info.clone() });
+        h.outbox.push_control(Control::Refresh {
+            expired: p.expired,
+            expire_at: p.expire_at,
+            info: info.clone(),
+        });
     }
     Ok(json!({}))
 }
@@ -223,7 +251,9 @@ pub(super) fn presence(node: &Node, p: ChannelParams) -> Result<Value, ApiError>
     if !options(node, &p.channel)?.presence {
         return Err(ApiError::not_available());
     }
-    Ok(to_value(&PresenceResult { presence: node.presence.presence(&p.channel) }))
+    Ok(to_value(&PresenceResult {
+        presence: node.presence.presence(&p.channel),
+    }))
 }
 
 pub(super) fn presence_stats(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
@@ -231,7 +261,10 @@ pub(super) fn presence_stats(node: &Node, p: ChannelParams) -> Result<Value, Api
         return Err(ApiError::not_available());
     }
     let (num_clients, num_users) = node.presence.stats(&p.channel);
-    Ok(to_value(&PresenceStatsResult { num_clients, num_users }))
+    Ok(to_value(&PresenceStatsResult {
+        num_clients,
+        num_users,
+    }))
 }
 
 /// `history` params.
@@ -248,8 +281,14 @@ pub(super) fn history(node: &Node, p: History) -> Result<Value, ApiError> {
     if options(node, &p.channel)?.history_size == 0 {
         return Err(ApiError::not_available());
     }
-    let (publications, top) = node.history(&p.channel, p.since.as_ref(), p.limit, p.reverse).map_err(|_| ApiError::unrecoverable())?;
-    Ok(to_value(&HistoryResult { publications, epoch: top.epoch, offset: top.offset }))
+    let (publications, top) = node
+        .history(&p.channel, p.since.as_ref(), p.limit, p.reverse)
+        .map_err(|_| ApiError::unrecoverable())?;
+    Ok(to_value(&HistoryResult {
+        publications,
+        epoch: top.epoch,
+        offset: top.offset,
+    }))
 }
 
 pub(super) fn history_remove(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {

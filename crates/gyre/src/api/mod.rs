@@ -25,7 +25,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u32, message: &str) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
     /// 100 internal server error.
     pub fn internal() -> Self {
@@ -66,29 +69,66 @@ impl ApiError {
 
 /// Every API method Gyre serves, in legacy enum order where one exists.
 pub const METHODS: &[&str] = &[
-    "publish", "broadcast", "unsubscribe", "disconnect", "presence", "presence_stats", "history", "history_remove",
-    "channels", "info", "rpc", "subscribe", "refresh", "", "connections", "", "", "", "block_user", "unblock_user",
-    "revoke_token", "invalidate_user_tokens",
+    "publish",
+    "broadcast",
+    "unsubscribe",
+    "disconnect",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "rpc",
+    "subscribe",
+    "refresh",
+    "",
+    "connections",
+    "",
+    "",
+    "",
+    "block_user",
+    "unblock_user",
+    "revoke_token",
+    "invalidate_user_tokens",
 ];
 
 /// Gyre extensions (not in Centrifugo).
-pub const EXTENSION_METHODS: &[&str] = &["block_list", "user_block_status", "revoked_tokens", "user_tokens_invalidations"];
+pub const EXTENSION_METHODS: &[&str] = &[
+    "block_list",
+    "user_block_status",
+    "revoked_tokens",
+    "user_tokens_invalidations",
+];
 
 /// Resolves a method name (case-insensitive) or legacy number to its canonical name.
 pub fn canonical_method(m: &Value) -> Option<&'static str> {
     match m {
         Value::String(s) => {
             let lower = s.to_ascii_lowercase();
-            METHODS.iter().chain(EXTENSION_METHODS).chain(["batch"].iter()).copied().find(|n| !n.is_empty() && *n == lower)
+            METHODS
+                .iter()
+                .chain(EXTENSION_METHODS)
+                .chain(["batch"].iter())
+                .copied()
+                .find(|n| !n.is_empty() && *n == lower)
         }
-        Value::Number(n) => n.as_u64().and_then(|i| METHODS.get(i as usize)).copied().filter(|s| !s.is_empty()),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|i| METHODS.get(i as usize))
+            .copied()
+            .filter(|s| !s.is_empty()),
         _ => None,
     }
 }
 
 /// Decodes method params; wrong types are 107.
 fn params<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    let v = if v.is_null() { Value::Object(Default::default()) } else { v };
+    let v = if v.is_null() {
+        Value::Object(Default::default())
+    } else {
+        v
+    };
     serde_json::from_value(v).map_err(|_| ApiError::bad_request())
 }
 

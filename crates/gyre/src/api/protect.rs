@@ -15,7 +15,11 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 fn required(s: &str) -> Result<(), ApiError> {
-    if s.is_empty() { Err(ApiError::bad_request()) } else { Ok(()) }
+    if s.is_empty() {
+        Err(ApiError::bad_request())
+    } else {
+        Ok(())
+    }
 }
 
 /// `expire_at` must be in the future when given (0 or absent = never).
@@ -36,7 +40,11 @@ fn reason(r: &Option<String>) -> Result<Option<&str>, ApiError> {
 }
 
 fn enabled(on: bool) -> Result<(), ApiError> {
-    if on { Ok(()) } else { Err(ApiError::not_available()) }
+    if on {
+        Ok(())
+    } else {
+        Err(ApiError::not_available())
+    }
 }
 
 /// `block_user` params.
@@ -100,7 +108,10 @@ pub(super) struct InvalidateUserTokens {
     reason: Option<String>,
 }
 
-pub(super) fn invalidate_user_tokens(node: &Node, p: InvalidateUserTokens) -> Result<Value, ApiError> {
+pub(super) fn invalidate_user_tokens(
+    node: &Node,
+    p: InvalidateUserTokens,
+) -> Result<Value, ApiError> {
     enabled(node.cfg.user_tokens_invalidate.enabled)?;
     required(&p.user)?;
     if p.channel.as_deref().is_some_and(|c| !c.is_empty()) {
@@ -134,7 +145,11 @@ pub(super) fn connections(node: &Node, p: Connections) -> Result<Value, ApiError
     let mut out = serde_json::Map::new();
     for h in node.hub.user_connections(&p.user) {
         let st = h.state.lock();
-        let channels: serde_json::Map<String, Value> = st.channels.iter().map(|(c, s)| (c.clone(), json!({"source": s}))).collect();
+        let channels: serde_json::Map<String, Value> = st
+            .channels
+            .iter()
+            .map(|(c, s)| (c.clone(), json!({"source": s})))
+            .collect();
         let mut state = json!({"channels": channels});
         if !st.token.is_empty() {
             state["connection_token"] = json!(st.token);
@@ -191,7 +206,11 @@ pub(super) fn block_list(node: &Node, p: ListParams) -> Result<Value, ApiError> 
         let blocks: Vec<_> = node.protect.block_status(u, now).into_iter().collect();
         return Ok(json!({"blocks": blocks}));
     }
-    let (blocks, more) = node.protect.list_blocks(p.cursor.as_deref().filter(|c| !c.is_empty()), limit(p.limit)?, now);
+    let (blocks, more) = node.protect.list_blocks(
+        p.cursor.as_deref().filter(|c| !c.is_empty()),
+        limit(p.limit)?,
+        now,
+    );
     let mut r = json!({"blocks": blocks});
     if more && let Some(last) = blocks.last().and_then(|b| b.user.clone()) {
         r["next_cursor"] = json!(last);
@@ -201,23 +220,30 @@ pub(super) fn block_list(node: &Node, p: ListParams) -> Result<Value, ApiError> 
 
 pub(super) fn user_block_status(node: &Node, p: UserParams) -> Result<Value, ApiError> {
     required(&p.user)?;
-    Ok(match node.protect.block_status(&p.user, crate::auth::now()) {
-        Some(b) => {
-            let mut v = json!({"blocked": true, "expire_at": b.expire_at, "created_at": b.created_at});
-            if let Some(r) = b.reason {
-                v["reason"] = json!(r);
+    Ok(
+        match node.protect.block_status(&p.user, crate::auth::now()) {
+            Some(b) => {
+                let mut v =
+                    json!({"blocked": true, "expire_at": b.expire_at, "created_at": b.created_at});
+                if let Some(r) = b.reason {
+                    v["reason"] = json!(r);
+                }
+                v
             }
-            v
-        }
-        None => json!({"blocked": false}),
-    })
+            None => json!({"blocked": false}),
+        },
+    )
 }
 
 pub(super) fn revoked_tokens(node: &Node, p: ListParams) -> Result<Value, ApiError> {
     if p.user.is_some() {
         return Err(ApiError::bad_request());
     }
-    let (tokens, more) = node.protect.list_revoked(p.cursor.as_deref().filter(|c| !c.is_empty()), limit(p.limit)?, crate::auth::now());
+    let (tokens, more) = node.protect.list_revoked(
+        p.cursor.as_deref().filter(|c| !c.is_empty()),
+        limit(p.limit)?,
+        crate::auth::now(),
+    );
     let mut r = json!({"tokens": tokens});
     if more && let Some(last) = tokens.last().and_then(|t| t.uid.clone()) {
         r["next_cursor"] = json!(last);
@@ -232,7 +258,10 @@ pub(super) struct InvalidationsParams {
     user: Option<String>,
 }
 
-pub(super) fn user_tokens_invalidations(node: &Node, p: InvalidationsParams) -> Result<Value, ApiError> {
+pub(super) fn user_tokens_invalidations(
+    node: &Node,
+    p: InvalidationsParams,
+) -> Result<Value, ApiError> {
     let user = p.user.as_deref().filter(|u| !u.is_empty());
     Ok(json!({"invalidations": node.protect.list_invalidations(user, crate::auth::now())}))
 }

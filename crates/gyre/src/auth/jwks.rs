@@ -24,28 +24,51 @@ struct Cache {
 
 impl Jwks {
     pub(super) fn new(url: String) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Jwks { url, http, cache: Mutex::new(Cache { keys: HashMap::new(), fetched: None }) }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Jwks {
+            url,
+            http,
+            cache: Mutex::new(Cache {
+                keys: HashMap::new(),
+                fetched: None,
+            }),
+        }
     }
 
     pub(super) async fn key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, TokenError> {
         let cached = {
             let c = self.cache.lock();
             let fresh = c.fetched.is_some_and(|t| t.elapsed() < CACHE_TTL);
-            (fresh, c.keys.get(kid).cloned(), c.fetched.is_some_and(|t| t.elapsed() < REFETCH_MIN))
+            (
+                fresh,
+                c.keys.get(kid).cloned(),
+                c.fetched.is_some_and(|t| t.elapsed() < REFETCH_MIN),
+            )
         };
         let jwk = match cached {
             (true, Some(k), _) => k,
-            (_, _, true) => cached.1.ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?,
+            (_, _, true) => cached
+                .1
+                .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?,
             _ => {
                 self.refresh().await?;
-                self.cache.lock().keys.get(kid).cloned().ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?
+                self.cache
+                    .lock()
+                    .keys
+                    .get(kid)
+                    .cloned()
+                    .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?
             }
         };
         if let Some(key_alg) = jwk.common.key_algorithm {
             let same = format!("{key_alg:?}") == format!("{alg:?}");
             if !same {
-                return Err(TokenError::Invalid("token alg does not match the JWK".into()));
+                return Err(TokenError::Invalid(
+                    "token alg does not match the JWK".into(),
+                ));
             }
         }
         DecodingKey::from_jwk(&jwk).map_err(|e| TokenError::Invalid(e.to_string()))
@@ -63,7 +86,11 @@ impl Jwks {
             .await
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
         let mut c = self.cache.lock();
-        c.keys = set.keys.into_iter().filter_map(|k| k.common.key_id.clone().map(|id| (id, k))).collect();
+        c.keys = set
+            .keys
+            .into_iter()
+            .filter_map(|k| k.common.key_id.clone().map(|id| (id, k)))
+            .collect();
         c.fetched = Some(Instant::now());
         Ok(())
     }

@@ -43,32 +43,57 @@ impl KeySet {
         let rsa = if t.rsa_public_key.is_empty() {
             None
         } else {
-            Some(DecodingKey::from_rsa_pem(t.rsa_public_key.as_bytes()).map_err(|e| inv("rsa_public_key", format!("not a PEM RSA public key: {e}")))?)
+            Some(
+                DecodingKey::from_rsa_pem(t.rsa_public_key.as_bytes())
+                    .map_err(|e| inv("rsa_public_key", format!("not a PEM RSA public key: {e}")))?,
+            )
         };
         let ecdsa = if t.ecdsa_public_key.is_empty() {
             None
         } else {
-            Some(DecodingKey::from_ec_pem(t.ecdsa_public_key.as_bytes()).map_err(|e| inv("ecdsa_public_key", format!("not a PEM ECDSA public key: {e}")))?)
+            Some(
+                DecodingKey::from_ec_pem(t.ecdsa_public_key.as_bytes()).map_err(|e| {
+                    inv(
+                        "ecdsa_public_key",
+                        format!("not a PEM ECDSA public key: {e}"),
+                    )
+                })?,
+            )
         };
         if !t.audience_regex.is_empty() {
-            return Err(inv("audience_regex", "not supported by Gyre yet; use audience".into()));
+            return Err(inv(
+                "audience_regex",
+                "not supported by Gyre yet; use audience".into(),
+            ));
         }
         if !t.issuer_regex.is_empty() {
-            return Err(inv("issuer_regex", "not supported by Gyre yet; use issuer".into()));
+            return Err(inv(
+                "issuer_regex",
+                "not supported by Gyre yet; use issuer".into(),
+            ));
         }
         let jwks = if t.jwks_public_endpoint.is_empty() {
             None
         } else {
-            if !t.jwks_public_endpoint.starts_with("http://") && !t.jwks_public_endpoint.starts_with("https://") {
-                return Err(inv("jwks_public_endpoint", "must be an http:// or https:// URL".into()));
+            if !t.jwks_public_endpoint.starts_with("http://")
+                && !t.jwks_public_endpoint.starts_with("https://")
+            {
+                return Err(inv(
+                    "jwks_public_endpoint",
+                    "must be an http:// or https:// URL".into(),
+                ));
             }
             Some(jwks::Jwks::new(t.jwks_public_endpoint.clone()))
         };
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Ok(KeySet {
             hmac: nonempty(&t.hmac_secret_key).map(|k| DecodingKey::from_secret(k.as_bytes())),
-            hmac_previous: nonempty(&t.hmac_previous_secret_key)
-                .map(|k| (DecodingKey::from_secret(k.as_bytes()), t.hmac_previous_secret_key_valid_until)),
+            hmac_previous: nonempty(&t.hmac_previous_secret_key).map(|k| {
+                (
+                    DecodingKey::from_secret(k.as_bytes()),
+                    t.hmac_previous_secret_key_valid_until,
+                )
+            }),
             rsa,
             ecdsa,
             jwks,
@@ -80,7 +105,11 @@ impl KeySet {
     }
 
     fn configured(&self) -> bool {
-        self.skip_verify || self.hmac.is_some() || self.rsa.is_some() || self.ecdsa.is_some() || self.jwks.is_some()
+        self.skip_verify
+            || self.hmac.is_some()
+            || self.rsa.is_some()
+            || self.ecdsa.is_some()
+            || self.jwks.is_some()
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -93,7 +122,10 @@ impl KeySet {
         v
     }
 
-    async fn decode<T: DeserializeOwned>(&self, token: &str) -> Result<(T, Option<serde_json::Value>), TokenError> {
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<(T, Option<serde_json::Value>), TokenError> {
         if self.skip_verify {
             // client.insecure_skip_token_signature_verify: claims are trusted, times still checked.
             #[derive(serde::Deserialize)]
@@ -101,16 +133,23 @@ impl KeySet {
                 exp: Option<i64>,
                 nbf: Option<i64>,
             }
-            let t: Times = jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(map_err)?;
+            let t: Times =
+                jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(map_err)?;
             let now = now();
             if t.exp.is_some_and(|e| e < now) || t.nbf.is_some_and(|n| n > now) {
                 return Err(TokenError::Expired);
             }
-            let claims = jsonwebtoken::dangerous::insecure_decode_claims::<T>(token).map_err(map_err)?;
-            let raw = if self.user_id_claim.is_some() { jsonwebtoken::dangerous::insecure_decode_claims(token).ok() } else { None };
+            let claims =
+                jsonwebtoken::dangerous::insecure_decode_claims::<T>(token).map_err(map_err)?;
+            let raw = if self.user_id_claim.is_some() {
+                jsonwebtoken::dangerous::insecure_decode_claims(token).ok()
+            } else {
+                None
+            };
             return Ok((claims, raw));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         let alg = header.alg;
         let jwks_key: DecodingKey;
         let key_ref: &DecodingKey = if let Some(j) = &self.jwks {
@@ -134,7 +173,12 @@ impl KeySet {
             Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
                 // During HMAC key rotation the previous secret stays valid until its deadline.
                 match &self.hmac_previous {
-                    Some((prev, until)) if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) && now() < *until => {
+                    Some((prev, until))
+                        if matches!(
+                            alg,
+                            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+                        ) && now() < *until =>
+                    {
                         jsonwebtoken::decode::<T>(token, prev, &validation).map_err(map_err)?
                     }
                     _ => return Err(map_err(e)),
@@ -142,11 +186,19 @@ impl KeySet {
             }
             Err(e) => return Err(map_err(e)),
         };
-        let raw = if self.user_id_claim.is_some() { jsonwebtoken::dangerous::insecure_decode_claims(token).ok() } else { None };
+        let raw = if self.user_id_claim.is_some() {
+            jsonwebtoken::dangerous::insecure_decode_claims(token).ok()
+        } else {
+            None
+        };
         Ok((data.claims, raw))
     }
 
-    fn check_aud_iss(&self, aud: &Option<OneOrMany>, iss: &Option<String>) -> Result<(), TokenError> {
+    fn check_aud_iss(
+        &self,
+        aud: &Option<OneOrMany>,
+        iss: &Option<String>,
+    ) -> Result<(), TokenError> {
         if let Some(want) = &self.audience {
             let ok = match aud {
                 Some(OneOrMany::One(a)) => a == want,
@@ -176,7 +228,10 @@ fn map_err(e: jsonwebtoken::errors::Error) -> TokenError {
 
 /// Current Unix time in seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Verifies connection and subscription tokens.
@@ -191,7 +246,11 @@ impl TokenVerifier {
         let skip = c.insecure_skip_token_signature_verify;
         let conn = KeySet::new(&c.token, "client.token", skip)?;
         let sub = if c.subscription_token.enabled.unwrap_or(false) {
-            Some(KeySet::new(&c.subscription_token, "client.subscription_token", skip)?)
+            Some(KeySet::new(
+                &c.subscription_token,
+                "client.subscription_token",
+                skip,
+            )?)
         } else {
             None
         };
@@ -208,7 +267,9 @@ impl TokenVerifier {
         let (mut claims, raw): (ConnectClaims, _) = self.conn.decode(token).await?;
         if claims.channel.is_some() {
             // A subscription token used as a connection token (§3.1).
-            return Err(TokenError::Invalid("channel claim in connection token".into()));
+            return Err(TokenError::Invalid(
+                "channel claim in connection token".into(),
+            ));
         }
         self.conn.check_aud_iss(&claims.aud, &claims.iss)?;
         if let (Some(path), Some(raw)) = (&self.conn.user_id_claim, raw) {
@@ -258,17 +319,43 @@ mod tests {
     }
 
     fn hs(claims: serde_json::Value, secret: &str) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
     async fn hmac_tokens_verify_and_fail_properly() {
         let v = verifier("secret");
-        let c = v.verify_connect(&hs(json!({"sub": "42", "jti": "t1", "iat": 5}), "secret")).await.unwrap();
-        assert_eq!((c.sub.as_str(), c.jti.as_deref(), c.iat), ("42", Some("t1"), Some(5)));
-        assert_eq!(v.verify_connect(&hs(json!({"sub": "42", "exp": now() - 10}), "secret")).await.unwrap_err(), TokenError::Expired);
-        assert!(matches!(v.verify_connect(&hs(json!({"sub": "42"}), "other")).await, Err(TokenError::Invalid(_))));
-        assert!(matches!(v.verify_connect(&hs(json!({"sub": "42", "channel": "x"}), "secret")).await, Err(TokenError::Invalid(_))));
-        assert!(matches!(v.verify_connect("garbage").await, Err(TokenError::Invalid(_))));
+        let c = v
+            .verify_connect(&hs(json!({"sub": "42", "jti": "t1", "iat": 5}), "secret"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.sub.as_str(), c.jti.as_deref(), c.iat),
+            ("42", Some("t1"), Some(5))
+        );
+        assert_eq!(
+            v.verify_connect(&hs(json!({"sub": "42", "exp": now() - 10}), "secret"))
+                .await
+                .unwrap_err(),
+            TokenError::Expired
+        );
+        assert!(matches!(
+            v.verify_connect(&hs(json!({"sub": "42"}), "other")).await,
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify_connect(&hs(json!({"sub": "42", "channel": "x"}), "secret"))
+                .await,
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify_connect("garbage").await,
+            Err(TokenError::Invalid(_))
+        ));
     }
 }

@@ -69,7 +69,14 @@ impl MemoryBroker {
     }
 
     /// Appends a publication, assigning its offset; returns the new top.
-    pub fn add(&self, channel: &str, mut p: Publication, size: usize, ttl: Duration, meta_ttl: Duration) -> (Publication, StreamTop) {
+    pub fn add(
+        &self,
+        channel: &str,
+        mut p: Publication,
+        size: usize,
+        ttl: Duration,
+        meta_ttl: Duration,
+    ) -> (Publication, StreamTop) {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
         let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
@@ -80,12 +87,21 @@ impl MemoryBroker {
         });
         s.top += 1;
         p.offset = s.top;
-        s.items.push_back(Entry { publication: p.clone(), expires: now + ttl });
+        s.items.push_back(Entry {
+            publication: p.clone(),
+            expires: now + ttl,
+        });
         while s.items.len() > size {
             s.items.pop_front();
         }
         s.meta_expires = (!meta_ttl.is_zero()).then(|| now + meta_ttl);
-        (p, StreamTop { offset: s.top, epoch: s.epoch.clone() })
+        (
+            p,
+            StreamTop {
+                offset: s.top,
+                epoch: s.epoch.clone(),
+            },
+        )
     }
 
     /// The current top of a channel's stream (creating the stream, as Centrifugo does).
@@ -97,7 +113,10 @@ impl MemoryBroker {
             items: VecDeque::new(),
             meta_expires: None,
         });
-        StreamTop { offset: s.top, epoch: s.epoch.clone() }
+        StreamTop {
+            offset: s.top,
+            epoch: s.epoch.clone(),
+        }
     }
 
     /// Publications after `since` (or all kept), at most `limit` (`None` = all).
@@ -119,7 +138,10 @@ impl MemoryBroker {
         while s.items.front().is_some_and(|e| e.expires <= now) {
             s.items.pop_front();
         }
-        let top = StreamTop { offset: s.top, epoch: s.epoch.clone() };
+        let top = StreamTop {
+            offset: s.top,
+            epoch: s.epoch.clone(),
+        };
         let pubs: Vec<Publication> = match since {
             Some(pos) => {
                 if pos.epoch != s.epoch && !(pos.epoch.is_empty() && pos.offset == 0) {
@@ -133,7 +155,11 @@ impl MemoryBroker {
                 if pos.offset + 1 < first_kept {
                     return Err(HistoryError::Unrecoverable);
                 }
-                s.items.iter().filter(|e| e.publication.offset > pos.offset).map(|e| e.publication.clone()).collect()
+                s.items
+                    .iter()
+                    .filter(|e| e.publication.offset > pos.offset)
+                    .map(|e| e.publication.clone())
+                    .collect()
             }
             None => s.items.iter().map(|e| e.publication.clone()).collect(),
         };
@@ -175,7 +201,12 @@ mod tests {
     use crate::protocol::null;
 
     fn p() -> Publication {
-        Publication { data: null(), info: None, offset: 0, tags: None }
+        Publication {
+            data: null(),
+            info: None,
+            offset: 0,
+            tags: None,
+        }
     }
 
     #[test]
@@ -186,14 +217,32 @@ mod tests {
         }
         let (pubs, top) = b.history("c", None, None, false).unwrap();
         assert_eq!(top.offset, 5);
-        assert_eq!(pubs.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![3, 4, 5]);
-        let since = StreamPosition { offset: 3, epoch: top.epoch.clone() };
+        assert_eq!(
+            pubs.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        let since = StreamPosition {
+            offset: 3,
+            epoch: top.epoch.clone(),
+        };
         let (pubs, _) = b.history("c", Some(&since), None, false).unwrap();
         assert_eq!(pubs.len(), 2);
-        let gone = StreamPosition { offset: 1, epoch: top.epoch.clone() };
-        assert_eq!(b.history("c", Some(&gone), None, false).unwrap_err(), HistoryError::Unrecoverable);
-        let other = StreamPosition { offset: 4, epoch: "x".into() };
-        assert_eq!(b.history("c", Some(&other), None, false).unwrap_err(), HistoryError::Unrecoverable);
+        let gone = StreamPosition {
+            offset: 1,
+            epoch: top.epoch.clone(),
+        };
+        assert_eq!(
+            b.history("c", Some(&gone), None, false).unwrap_err(),
+            HistoryError::Unrecoverable
+        );
+        let other = StreamPosition {
+            offset: 4,
+            epoch: "x".into(),
+        };
+        assert_eq!(
+            b.history("c", Some(&other), None, false).unwrap_err(),
+            HistoryError::Unrecoverable
+        );
         let (rev, _) = b.history("c", None, Some(1), true).unwrap();
         assert_eq!(rev[0].offset, 5);
     }

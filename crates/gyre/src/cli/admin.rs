@@ -94,12 +94,19 @@ fn base_url(cfg: &Config, api: &ApiArgs) -> String {
     if let Some(u) = &api.api_url {
         return u.trim_end_matches('/').to_string();
     }
-    let port = if !cfg.http_server.internal_port.is_empty() && !cfg.http_api.external { cfg.http_server.internal_port.clone() } else { cfg.http_server.port.to_string() };
+    let port = if !cfg.http_server.internal_port.is_empty() && !cfg.http_api.external {
+        cfg.http_server.internal_port.clone()
+    } else {
+        cfg.http_server.port.to_string()
+    };
     let host = match cfg.http_server.address.as_str() {
         "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
         h => h.to_string(),
     };
-    format!("http://{host}:{port}{}", cfg.http_api.handler_prefix.trim_end_matches('/'))
+    format!(
+        "http://{host}:{port}{}",
+        cfg.http_api.handler_prefix.trim_end_matches('/')
+    )
 }
 
 pub(super) fn run(cmd: &Cmd, cfg: &Config) -> ExitCode {
@@ -121,19 +128,34 @@ pub(super) fn run(cmd: &Cmd, cfg: &Config) -> ExitCode {
         m.retain(|_, v| !v.is_null());
     }
     let url = format!("{}/{method}", base_url(cfg, api));
-    let key = api.api_key.clone().unwrap_or_else(|| cfg.http_api.key.clone());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let key = api
+        .api_key
+        .clone()
+        .unwrap_or_else(|| cfg.http_api.key.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let res = rt.block_on(async {
-        let resp = reqwest::Client::new().post(&url).header("X-API-Key", key).json(&body).send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("X-API-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| e.to_string())?;
         if status.as_u16() == 401 {
-            return Err(format!("{url}: 401 unauthorized (check http_api.key or --api-key)"));
+            return Err(format!(
+                "{url}: 401 unauthorized (check http_api.key or --api-key)"
+            ));
         }
         if !status.is_success() {
             return Err(format!("{url}: HTTP {status}: {text}"));
         }
-        let v: Value = serde_json::from_str(&text).map_err(|_| format!("{url}: answer is not JSON: {text}"))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| format!("{url}: answer is not JSON: {text}"))?;
         if let Some(e) = v.get("error") {
             return Err(format!("{method} failed: {e}"));
         }

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
-#[command(name = "gyre", version, about = "Gyre: a Centrifugo v6 compatible real-time messaging server")]
+#[command(
+    name = "gyre",
+    version,
+    about = "Gyre: a Centrifugo v6 compatible real-time messaging server"
+)]
 pub struct Cli {
     /// Config file (JSON, YAML or TOML). Default: ./config.json if it exists.
     #[arg(short = 'c', long = "config", global = true)]
@@ -68,7 +72,12 @@ pub enum Cmd {
         #[arg(short = 'u', long = "user", default_value = "")]
         user: String,
         /// Lifetime in seconds (-1: no exp).
-        #[arg(short = 't', long = "ttl", default_value_t = 604800, allow_hyphen_values = true)]
+        #[arg(
+            short = 't',
+            long = "ttl",
+            default_value_t = 604800,
+            allow_hyphen_values = true
+        )]
         ttl: i64,
         /// Print only the token.
         #[arg(short = 'q', long = "quiet")]
@@ -88,7 +97,12 @@ pub enum Cmd {
         #[arg(short = 's', long = "channel")]
         channel: String,
         /// Lifetime in seconds (-1: no exp).
-        #[arg(short = 't', long = "ttl", default_value_t = 604800, allow_hyphen_values = true)]
+        #[arg(
+            short = 't',
+            long = "ttl",
+            default_value_t = 604800,
+            allow_hyphen_values = true
+        )]
         ttl: i64,
         /// Print only the token.
         #[arg(short = 'q', long = "quiet")]
@@ -151,7 +165,9 @@ impl Cli {
     fn config_path(&self) -> Option<PathBuf> {
         match &self.config {
             Some(p) => Some(p.clone()),
-            None => Path::new("config.json").exists().then(|| PathBuf::from("config.json")),
+            None => Path::new("config.json")
+                .exists()
+                .then(|| PathBuf::from("config.json")),
         }
     }
 
@@ -172,7 +188,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.cmd {
         Some(Cmd::Version) => {
-            println!("Gyre v{} (Centrifugo v6 protocol compatible)", env!("CARGO_PKG_VERSION"));
+            println!(
+                "Gyre v{} (Centrifugo v6 protocol compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
             ExitCode::SUCCESS
         }
         Some(Cmd::Defaultconfig) => {
@@ -180,16 +199,25 @@ pub fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             ExitCode::SUCCESS
         }
-        Some(Cmd::Genconfig) => token::genconfig(cli.config.clone().unwrap_or_else(|| PathBuf::from("config.json"))),
+        Some(Cmd::Genconfig) => token::genconfig(
+            cli.config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("config.json")),
+        ),
         Some(Cmd::Checkconfig { strict }) => {
-            let Some(path) = cli.config_path() else { return fail("no config file: pass -c FILE") };
+            let Some(path) = cli.config_path() else {
+                return fail("no config file: pass -c FILE");
+            };
             match config::load(Some(&path), &[], &[]) {
                 Ok(l) => {
                     for w in &l.warnings {
                         eprintln!("warning: {w}");
                     }
                     for u in &l.unknown {
-                        eprintln!("{}: unknown config key {u}", if *strict { "error" } else { "warning" });
+                        eprintln!(
+                            "{}: unknown config key {u}",
+                            if *strict { "error" } else { "warning" }
+                        );
                     }
                     if *strict && !l.unknown.is_empty() {
                         return ExitCode::FAILURE;
@@ -200,11 +228,23 @@ pub fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Some(cmd @ (Cmd::Gentoken { .. } | Cmd::Checktoken { .. } | Cmd::Gensubtoken { .. } | Cmd::Checksubtoken { .. })) => match cli.load() {
+        Some(
+            cmd @ (Cmd::Gentoken { .. }
+            | Cmd::Checktoken { .. }
+            | Cmd::Gensubtoken { .. }
+            | Cmd::Checksubtoken { .. }),
+        ) => match cli.load() {
             Ok(l) => token::run(cmd, &l.config),
             Err(e) => fail(e),
         },
-        Some(cmd @ (Cmd::BlockUser(_) | Cmd::UnblockUser(_) | Cmd::RevokeToken(_) | Cmd::InvalidateUserTokens(_) | Cmd::Connections(_) | Cmd::BlockList(_))) => {
+        Some(
+            cmd @ (Cmd::BlockUser(_)
+            | Cmd::UnblockUser(_)
+            | Cmd::RevokeToken(_)
+            | Cmd::InvalidateUserTokens(_)
+            | Cmd::Connections(_)
+            | Cmd::BlockList(_)),
+        ) => {
             let cfg = match cli.load() {
                 Ok(l) => l.config,
                 Err(e) => return fail(e),
@@ -222,13 +262,23 @@ fn init_logging(level: &str, file: &str) -> anyhow::Result<()> {
         "fatal" => "error",
         l => l,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("gyre={directive},warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("gyre={directive},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if file.is_empty() {
         builder.with_writer(std::io::stderr).init();
     } else {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(file).map_err(|e| anyhow::anyhow!("cannot open log.file {file}: {e}"))?;
-        builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| anyhow::anyhow!("cannot open log.file {file}: {e}"))?;
+        builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init();
     }
     Ok(())
 }
@@ -253,7 +303,10 @@ fn serve(cli: &Cli) -> ExitCode {
     {
         return fail(format!("cannot write pid_file {}: {e}", cfg.pid_file));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
@@ -273,7 +326,8 @@ fn serve(cli: &Cli) -> ExitCode {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -8,7 +8,9 @@ use crate::auth::TokenError;
 use crate::codes::{ClientError, Disconnect};
 use crate::node::handle::{ClientHandle, HandleState, TokenId, source};
 use crate::protect::TokenVerdict;
-use crate::protocol::{self, ConnectRequest, ConnectResult, RefreshRequest, RefreshResult, Raw, share};
+use crate::protocol::{
+    self, ConnectRequest, ConnectResult, Raw, RefreshRequest, RefreshResult, share,
+};
 use crate::proxy::{self, ProxyError};
 use base64::Engine;
 use parking_lot::Mutex;
@@ -33,7 +35,9 @@ pub(super) fn b64_json(s: &str) -> Option<Raw> {
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    serde_json::value::RawValue::from_string(text).ok().map(share)
+    serde_json::value::RawValue::from_string(text)
+        .ok()
+        .map(share)
 }
 
 fn token_error(e: TokenError) -> CmdError {
@@ -68,14 +72,21 @@ impl Session {
         let user: String;
         let exp: i64;
         if !req.token.is_empty() {
-            let claims = node.verifier.verify_connect(&req.token).await.map_err(token_error)?;
+            let claims = node
+                .verifier
+                .verify_connect(&req.token)
+                .await
+                .map_err(token_error)?;
             if claims.sub.is_empty() && cfg.disallow_anonymous_connection_tokens {
                 return Err(Disconnect::permission_denied().into());
             }
             user = claims.sub;
             // Centrifugo PRO: the block check runs right after the JWT is decoded.
             self.check_connect_user(&user, now)?;
-            self.conn_token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+            self.conn_token = TokenId {
+                uid: claims.jti.unwrap_or_default(),
+                issued_at: claims.iat.unwrap_or(0),
+            };
             match self.check_token_for(&user, &self.conn_token, now) {
                 TokenVerdict::Valid => {}
                 _ => return Err(ClientError::TOKEN_EXPIRED.into()),
@@ -98,7 +109,13 @@ impl Session {
                 }
             } else {
                 for ch in claims.channels {
-                    server_subs.push(ServerSub { channel: ch, info: None, data: None, expire_at: 0, source: source::CONNECTION_TOKEN });
+                    server_subs.push(ServerSub {
+                        channel: ch,
+                        info: None,
+                        data: None,
+                        expire_at: 0,
+                        source: source::CONNECTION_TOKEN,
+                    });
                 }
             }
         } else if node.proxy.connect_enabled() {
@@ -113,10 +130,16 @@ impl Session {
                 data: req.data.as_deref(),
                 channels,
             };
-            let result = node.proxy.connect(&preq, &self.headers, &req.headers).await.map_err(proxy_error)?;
+            let result = node
+                .proxy
+                .connect(&preq, &self.headers, &req.headers)
+                .await
+                .map_err(proxy_error)?;
             let Some(r) = result else {
                 if cfg.allow_anonymous_connect_without_token || cfg.insecure {
-                    return self.finish_connect(id, &req, String::new(), 0, None, None, vec![]).await;
+                    return self
+                        .finish_connect(id, &req, String::new(), 0, None, None, vec![])
+                        .await;
                 }
                 return Err(Disconnect::bad_request().into());
             };
@@ -131,13 +154,27 @@ impl Session {
             data = b64_json(&r.b64data).or(r.data.map(share));
             meta = r.meta.map(share);
             for (ch, o) in r.subs {
-                server_subs.push(ServerSub { channel: ch, info: o.info.map(share), data: o.data.map(share), expire_at: o.expire_at, source: source::CONNECT_PROXY });
+                server_subs.push(ServerSub {
+                    channel: ch,
+                    info: o.info.map(share),
+                    data: o.data.map(share),
+                    expire_at: o.expire_at,
+                    source: source::CONNECT_PROXY,
+                });
             }
             for ch in r.channels {
-                server_subs.push(ServerSub { channel: ch, info: None, data: None, expire_at: 0, source: source::CONNECT_PROXY });
+                server_subs.push(ServerSub {
+                    channel: ch,
+                    info: None,
+                    data: None,
+                    expire_at: 0,
+                    source: source::CONNECT_PROXY,
+                });
             }
             self.proxy_refresh = node.proxy.refresh_enabled();
-            return self.finish_connect(id, &req, user, exp, data, meta, server_subs).await;
+            return self
+                .finish_connect(id, &req, user, exp, data, meta, server_subs)
+                .await;
         } else if cfg.allow_anonymous_connect_without_token || cfg.insecure {
             user = String::new();
             exp = 0;
@@ -149,7 +186,8 @@ impl Session {
             return Err(ClientError::EXPIRED.into());
         }
         self.proxy_refresh = node.proxy.refresh_enabled();
-        self.finish_connect(id, &req, user, exp, data, meta, server_subs).await
+        self.finish_connect(id, &req, user, exp, data, meta, server_subs)
+            .await
     }
 
     fn check_connect_user(&self, user: &str, now: i64) -> Result<(), CmdError> {
@@ -167,7 +205,11 @@ impl Session {
         }
         let cfg = &self.node.cfg;
         let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
-        let iat = if cfg.user_tokens_invalidate.enabled { t.issued_at } else { 0 };
+        let iat = if cfg.user_tokens_invalidate.enabled {
+            t.issued_at
+        } else {
+            0
+        };
         self.node.protect.check_token(user, jti, iat, now)
     }
 
@@ -189,14 +231,19 @@ impl Session {
         for s in server_subs {
             match node.channels.options(&s.channel) {
                 Ok(o) => resolved.push((s, o)),
-                Err(crate::config::channel::ChannelError::UnknownNamespace) => return Err(ClientError::UNKNOWN_CHANNEL.into()),
+                Err(crate::config::channel::ChannelError::UnknownNamespace) => {
+                    return Err(ClientError::UNKNOWN_CHANNEL.into());
+                }
                 Err(_) => return Err(ClientError::BAD_REQUEST.into()),
             }
         }
         if cfg.connection_limit > 0 && node.hub.num_clients() >= cfg.connection_limit {
             return Err(Disconnect::connection_limit().into());
         }
-        if cfg.user_connection_limit > 0 && !user.is_empty() && node.hub.user_connection_count(&user) >= cfg.user_connection_limit {
+        if cfg.user_connection_limit > 0
+            && !user.is_empty()
+            && node.hub.user_connection_count(&user) >= cfg.user_connection_limit
+        {
             return Err(Disconnect::connection_limit().into());
         }
         self.user = Arc::from(user.as_str());
@@ -207,10 +254,16 @@ impl Session {
             outbox: crate::transport::outbox::Outbox::new(cfg.queue_max_size),
             app_name: req.name.chars().take(16).collect(),
             app_version: req.version.chars().take(64).collect(),
-            connected_at_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+            connected_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
             info: Mutex::new(self.client_info(None)),
             meta,
-            state: Mutex::new(HandleState { token: self.conn_token.clone(), ..Default::default() }),
+            state: Mutex::new(HandleState {
+                token: self.conn_token.clone(),
+                ..Default::default()
+            }),
         });
         node.hub.add_client(&handle);
         if !self.conn_token.uid.is_empty() {
@@ -221,7 +274,12 @@ impl Session {
         let mut subs = BTreeMap::new();
         for (s, opts) in resolved {
             let hint = req.subs.get(&s.channel);
-            let recover = hint.and_then(|h| h.recover.then(|| crate::protocol::StreamPosition { offset: h.offset, epoch: h.epoch.clone() }));
+            let recover = hint.and_then(|h| {
+                h.recover.then(|| crate::protocol::StreamPosition {
+                    offset: h.offset,
+                    epoch: h.epoch.clone(),
+                })
+            });
             let channel = s.channel.clone();
             let res = self.add_server_sub(s, opts, recover);
             subs.insert(channel, res);
@@ -233,7 +291,12 @@ impl Session {
         };
         // The first ping comes at a random moment in [interval/2, interval) (§1.10).
         let interval = cfg.ping_interval.0;
-        let jitter = (self.id.as_bytes().iter().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(*b as u64)) % 1000) as u32;
+        let jitter = (self
+            .id
+            .as_bytes()
+            .iter()
+            .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(*b as u64))
+            % 1000) as u32;
         self.next_ping = Some(Instant::now() + interval / 2 + (interval / 2) * jitter / 1000);
         tracing::debug!(client = %self.id, user = %self.user, "client connected");
         Ok(protocol::encode_reply(
@@ -249,7 +312,10 @@ impl Session {
                 ping: interval.as_secs() as u32,
                 pong: !cfg.pong_timeout.is_zero(),
                 time: if cfg.connect_include_server_time {
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as i64)
+                        .unwrap_or(0)
                 } else {
                     0
                 },
@@ -261,12 +327,20 @@ impl Session {
         if req.token.is_empty() || self.proxy_refresh {
             return Err(Disconnect::bad_request().into());
         }
-        let claims = self.node.verifier.verify_connect(&req.token).await.map_err(token_error)?;
+        let claims = self
+            .node
+            .verifier
+            .verify_connect(&req.token)
+            .await
+            .map_err(token_error)?;
         if claims.sub != *self.user {
             return Err(Disconnect::invalid_token().into());
         }
         let now = crate::auth::now();
-        let token = TokenId { uid: claims.jti.clone().unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+        let token = TokenId {
+            uid: claims.jti.clone().unwrap_or_default(),
+            issued_at: claims.iat.unwrap_or(0),
+        };
         if self.check_token_for(&self.user, &token, now) != TokenVerdict::Valid {
             return Err(ClientError::TOKEN_EXPIRED.into());
         }
@@ -290,14 +364,33 @@ impl Session {
         if let Some(info) = b64_json(&claims.b64info).or(claims.info.map(share)) {
             self.set_info(Some(info));
         }
-        let (expires, ttl) = if exp > 0 { (true, (exp - now).max(0) as u32) } else { (false, 0) };
-        Ok(protocol::encode_reply(id, "refresh", &RefreshResult { expires, ttl }))
+        let (expires, ttl) = if exp > 0 {
+            (true, (exp - now).max(0) as u32)
+        } else {
+            (false, 0)
+        };
+        Ok(protocol::encode_reply(
+            id,
+            "refresh",
+            &RefreshResult { expires, ttl },
+        ))
     }
 
     /// Asks the refresh proxy to extend an expired connection.
     pub(super) async fn proxy_refresh_now(&mut self) -> Result<(), super::Close> {
-        let meta = if self.node.cfg.client.proxy.refresh.include_connection_meta { self.handle.as_ref().and_then(|h| h.meta.clone()) } else { None };
-        let req = proxy::RefreshRequest { client: &self.id, transport: "websocket", protocol: "json", encoding: "json", user: &self.user, meta: meta.as_deref() };
+        let meta = if self.node.cfg.client.proxy.refresh.include_connection_meta {
+            self.handle.as_ref().and_then(|h| h.meta.clone())
+        } else {
+            None
+        };
+        let req = proxy::RefreshRequest {
+            client: &self.id,
+            transport: "websocket",
+            protocol: "json",
+            encoding: "json",
+            user: &self.user,
+            meta: meta.as_deref(),
+        };
         match self.node.proxy.refresh(&req, &self.headers).await {
             Ok(Some(r)) if r.expired => Err(Disconnect::expired().into()),
             Ok(Some(r)) => {

@@ -111,15 +111,26 @@ pub struct Session {
 /// precision so that a deadline never fires a little before the second it
 /// names (which would postpone it forever).
 pub(crate) fn unix_to_instant(unix: i64) -> Instant {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let diff = unix * 1000 - now_ms;
-    if diff <= 0 { Instant::now() } else { Instant::now() + Duration::from_millis(diff as u64) }
+    if diff <= 0 {
+        Instant::now()
+    } else {
+        Instant::now() + Duration::from_millis(diff as u64)
+    }
 }
 
 impl Session {
     /// A new session in the connecting phase.
     pub fn new(node: Arc<Node>, headers: HeaderMap) -> Self {
-        let headers = if node.proxy.connect_enabled() || node.proxy.refresh_enabled() { headers } else { HeaderMap::new() };
+        let headers = if node.proxy.connect_enabled() || node.proxy.refresh_enabled() {
+            headers
+        } else {
+            HeaderMap::new()
+        };
         Session {
             node,
             phase: Phase::Connecting,
@@ -163,8 +174,7 @@ impl Session {
     async fn handle_command(&mut self, cmd: Command, out: &mut Vec<Bytes>) -> Result<(), Close> {
         let id = cmd.id;
         if id == 0 {
-            if let Some(send) = cmd.send {
-                let _ = send;
+            if cmd.send.is_some() {
                 if self.phase != Phase::Connected {
                     return Err(Disconnect::bad_request().into());
                 }
@@ -217,9 +227,8 @@ impl Session {
             self.refresh(id, req).await
         } else if let Some(req) = cmd.sub_refresh {
             self.sub_refresh(id, req).await
-        } else if cmd.send.is_some() {
-            Err(Disconnect::bad_request().into()) // send must not carry an id
         } else {
+            // No known request field, or a `send` carrying an id.
             Err(Disconnect::bad_request().into())
         };
         match result {
@@ -236,14 +245,26 @@ impl Session {
             return Ok(());
         }
         match c {
-            Control::Unsubscribe { channel, code, reason } => {
+            Control::Unsubscribe {
+                channel,
+                code,
+                reason,
+            } => {
                 if self.subs.contains_key(&channel) {
                     self.remove_sub(&channel);
-                    out.push(protocol::encode_push(&channel, "unsubscribe", &protocol::CodeReason { code, reason }));
+                    out.push(protocol::encode_push(
+                        &channel,
+                        "unsubscribe",
+                        &protocol::CodeReason { code, reason },
+                    ));
                 }
             }
             Control::Subscribe(s) => self.server_api_subscribe(*s, out),
-            Control::Refresh { expired, expire_at, info } => {
+            Control::Refresh {
+                expired,
+                expire_at,
+                info,
+            } => {
                 if expired {
                     return Err(Disconnect::expired().into());
                 }
@@ -253,7 +274,11 @@ impl Session {
                 }
                 if expire_at > 0 {
                     let ttl = (expire_at - crate::auth::now()).max(0) as u32;
-                    out.push(protocol::encode_push("", "refresh", &protocol::RefreshResult { expires: true, ttl }));
+                    out.push(protocol::encode_push(
+                        "",
+                        "refresh",
+                        &protocol::RefreshResult { expires: true, ttl },
+                    ));
                 }
             }
             Control::Recheck => self.recheck(out)?,
@@ -272,7 +297,9 @@ impl Session {
         match self.check_token(&self.conn_token, now) {
             TokenVerdict::Valid => {}
             TokenVerdict::Revoked => return Err(self.node.protect_codes.revoke.clone().into()),
-            TokenVerdict::Invalidated => return Err(self.node.protect_codes.invalidate.clone().into()),
+            TokenVerdict::Invalidated => {
+                return Err(self.node.protect_codes.invalidate.clone().into());
+            }
         }
         let _ = p;
         let bad: Vec<String> = self
@@ -284,7 +311,11 @@ impl Session {
         for ch in bad {
             self.remove_sub(&ch);
             let (code, reason) = crate::codes::unsub::STATE_INVALIDATED;
-            out.push(protocol::encode_push(&ch, "unsubscribe", &protocol::CodeReason { code, reason }));
+            out.push(protocol::encode_push(
+                &ch,
+                "unsubscribe",
+                &protocol::CodeReason { code, reason },
+            ));
         }
         Ok(())
     }
@@ -296,7 +327,11 @@ impl Session {
         }
         let cfg = &self.node.cfg;
         let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
-        let iat = if cfg.user_tokens_invalidate.enabled { t.issued_at } else { 0 };
+        let iat = if cfg.user_tokens_invalidate.enabled {
+            t.issued_at
+        } else {
+            0
+        };
         self.node.protect.check_token(&self.user, jti, iat, now)
     }
 
@@ -314,7 +349,12 @@ impl Session {
     }
 
     fn client_info(&self, chan_info: Option<Raw>) -> ClientInfo {
-        ClientInfo { user: self.user.clone(), client: self.id.clone(), conn_info: self.conn_info.clone(), chan_info }
+        ClientInfo {
+            user: self.user.clone(),
+            client: self.id.clone(),
+            conn_info: self.conn_info.clone(),
+            chan_info,
+        }
     }
 
     /// The earliest moment `on_timer` has something to do.
@@ -330,7 +370,11 @@ impl Session {
                     d = d.min(p);
                 }
                 if let Some(e) = self.exp_deadline {
-                    let grace = if self.proxy_refresh { Duration::ZERO } else { cfg.expired_close_delay.0 };
+                    let grace = if self.proxy_refresh {
+                        Duration::ZERO
+                    } else {
+                        cfg.expired_close_delay.0
+                    };
                     d = d.min(e + grace);
                 }
                 for s in self.subs.values() {
@@ -382,13 +426,20 @@ impl Session {
                 let expired: Vec<String> = self
                     .subs
                     .iter()
-                    .filter(|(_, s)| s.deadline.is_some_and(|e| now >= e + cfg.expired_sub_close_delay.0))
+                    .filter(|(_, s)| {
+                        s.deadline
+                            .is_some_and(|e| now >= e + cfg.expired_sub_close_delay.0)
+                    })
                     .map(|(c, _)| c.clone())
                     .collect();
                 for ch in expired {
                     self.remove_sub(&ch);
                     let (code, reason) = crate::codes::unsub::EXPIRED;
-                    out.push(protocol::encode_push(&ch, "unsubscribe", &protocol::CodeReason { code, reason }));
+                    out.push(protocol::encode_push(
+                        &ch,
+                        "unsubscribe",
+                        &protocol::CodeReason { code, reason },
+                    ));
                 }
             }
         }

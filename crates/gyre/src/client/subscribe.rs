@@ -11,7 +11,10 @@ use crate::config::channel::ChannelError;
 use crate::node::handle::{TokenId, source};
 use crate::node::hub::Subscriber;
 use crate::protect::TokenVerdict;
-use crate::protocol::{self, ChannelRequest, Raw, StreamPosition, SubRefreshRequest, SubscribeRequest, SubscribeResult, share};
+use crate::protocol::{
+    self, ChannelRequest, Raw, StreamPosition, SubRefreshRequest, SubscribeRequest,
+    SubscribeResult, share,
+};
 use crate::transport::outbox::ServerSubscribe;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -66,11 +69,21 @@ impl Session {
         let mut data = None;
         let mut overrides = None;
         let source = if !req.token.is_empty() {
-            let claims = node.verifier.verify_subscribe(&req.token).await.map_err(sub_token_error)?;
-            if claims.channel != req.channel || claims.sub != *self.user || (!claims.client.is_empty() && claims.client != *self.id) {
+            let claims = node
+                .verifier
+                .verify_subscribe(&req.token)
+                .await
+                .map_err(sub_token_error)?;
+            if claims.channel != req.channel
+                || claims.sub != *self.user
+                || (!claims.client.is_empty() && claims.client != *self.id)
+            {
                 return Err(Disconnect::invalid_token().into());
             }
-            token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+            token = TokenId {
+                uid: claims.jti.unwrap_or_default(),
+                issued_at: claims.iat.unwrap_or(0),
+            };
             if self.check_token(&token, now) != TokenVerdict::Valid {
                 return Err(ClientError::TOKEN_EXPIRED.into());
             }
@@ -86,19 +99,28 @@ impl Session {
             return Err(ClientError::PERMISSION_DENIED.into());
         } else if node.cfg.client.insecure {
             source::CLIENT_INSECURE
-        } else if opts.allow_user_limited_channels && node.channels.is_user_limited(&req.channel) && node.channels.user_allowed(&req.channel, &self.user) {
+        } else if opts.allow_user_limited_channels
+            && node.channels.is_user_limited(&req.channel)
+            && node.channels.user_allowed(&req.channel, &self.user)
+        {
             source::USER_LIMITED
-        } else if opts.allow_subscribe_for_client && (!self.user.is_empty() || opts.allow_subscribe_for_anonymous) {
+        } else if opts.allow_subscribe_for_client
+            && (!self.user.is_empty() || opts.allow_subscribe_for_anonymous)
+        {
             source::CLIENT_ALLOWED
         } else {
             return Err(ClientError::PERMISSION_DENIED.into());
         };
-        let ov = |f: fn(&crate::auth::claims::Override) -> Option<crate::auth::claims::BoolValue>, dflt: bool| {
-            overrides.as_ref().and_then(f).map_or(dflt, |v| v.value)
-        };
-        let recoverable = ov(|o| o.force_recovery, opts.force_recovery) || (opts.allow_recovery && req.recoverable);
-        let positioned = recoverable || ov(|o| o.force_positioning, opts.force_positioning) || (opts.allow_positioning && req.positioned);
-        let join_leave = ov(|o| o.join_leave, opts.join_leave) && (req.join_leave || ov(|o| o.force_push_join_leave, opts.force_push_join_leave));
+        let ov =
+            |f: fn(&crate::auth::claims::Override) -> Option<crate::auth::claims::BoolValue>,
+             dflt: bool| { overrides.as_ref().and_then(f).map_or(dflt, |v| v.value) };
+        let recoverable = ov(|o| o.force_recovery, opts.force_recovery)
+            || (opts.allow_recovery && req.recoverable);
+        let positioned = recoverable
+            || ov(|o| o.force_positioning, opts.force_positioning)
+            || (opts.allow_positioning && req.positioned);
+        let join_leave = ov(|o| o.join_leave, opts.join_leave)
+            && (req.join_leave || ov(|o| o.force_push_join_leave, opts.force_push_join_leave));
         let mut opts_eff = (*opts).clone();
         opts_eff.presence = ov(|o| o.presence, opts.presence);
         opts_eff.join_leave = ov(|o| o.join_leave, opts.join_leave);
@@ -113,14 +135,22 @@ impl Session {
             join_leave,
             recoverable,
             positioned,
-            recover: (recoverable && req.recover).then(|| StreamPosition { offset: req.offset, epoch: req.epoch.clone() }),
+            recover: (recoverable && req.recover).then(|| StreamPosition {
+                offset: req.offset,
+                epoch: req.epoch.clone(),
+            }),
         };
         let res = self.add_sub(plan)?;
         Ok(protocol::encode_reply(id, "subscribe", &res))
     }
 
     /// Adds a subscription from a connection token, connect proxy result or the API.
-    pub(super) fn add_server_sub(&mut self, s: ServerSub, opts: Arc<ChannelOptions>, recover: Option<StreamPosition>) -> SubscribeResult {
+    pub(super) fn add_server_sub(
+        &mut self,
+        s: ServerSub,
+        opts: Arc<ChannelOptions>,
+        recover: Option<StreamPosition>,
+    ) -> SubscribeResult {
         let recoverable = opts.force_recovery;
         let plan = Plan {
             channel: s.channel,
@@ -142,10 +172,18 @@ impl Session {
         if self.subs.contains_key(&s.channel) {
             return;
         }
-        let Ok(opts) = self.node.channels.options(&s.channel) else { return };
+        let Ok(opts) = self.node.channels.options(&s.channel) else {
+            return;
+        };
         let channel = s.channel.clone();
         let res = self.add_server_sub(
-            ServerSub { channel: s.channel, info: s.info, data: s.data, expire_at: s.expire_at, source: source::SERVER_API },
+            ServerSub {
+                channel: s.channel,
+                info: s.info,
+                data: s.data,
+                expire_at: s.expire_at,
+                source: source::SERVER_API,
+            },
             opts,
             s.recover_since,
         );
@@ -154,11 +192,23 @@ impl Session {
 
     fn add_sub(&mut self, p: Plan) -> Result<SubscribeResult, CmdError> {
         let node = self.node.clone();
-        let handle = self.handle.clone().ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
+        let handle = self
+            .handle
+            .clone()
+            .ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
         // Join the hub before reading the stream position, so no publication
         // falls between the position and the first live push.
-        node.hub.subscribe(&p.channel, Subscriber { handle: handle.clone(), join_leave: p.join_leave });
-        let mut res = SubscribeResult { data: p.data.clone(), ..Default::default() };
+        node.hub.subscribe(
+            &p.channel,
+            Subscriber {
+                handle: handle.clone(),
+                join_leave: p.join_leave,
+            },
+        );
+        let mut res = SubscribeResult {
+            data: p.data.clone(),
+            ..Default::default()
+        };
         if p.expire_at > 0 {
             res.expires = true;
             res.ttl = (p.expire_at - crate::auth::now()).max(0) as u32;
@@ -169,7 +219,10 @@ impl Session {
             if let Some(since) = &p.recover {
                 res.was_recovering = true;
                 let limit = node.cfg.client.recovery_max_publication_limit;
-                match node.broker.history(&p.channel, Some(since), Some(limit + 1), false) {
+                match node
+                    .broker
+                    .history(&p.channel, Some(since), Some(limit + 1), false)
+                {
                     Ok((mut pubs, top)) => {
                         res.recovered = pubs.len() <= limit;
                         pubs.truncate(limit);
@@ -224,7 +277,9 @@ impl Session {
     /// Removes a subscription everywhere (hub, presence, token index) and
     /// sends the leave push.
     pub(super) fn remove_sub(&mut self, channel: &str) {
-        let Some(s) = self.subs.remove(channel) else { return };
+        let Some(s) = self.subs.remove(channel) else {
+            return;
+        };
         let node = self.node.clone();
         node.hub.unsubscribe(channel, &self.id);
         if s.presence {
@@ -248,7 +303,11 @@ impl Session {
     pub(super) fn unsubscribe(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
         // Always answered with success: an error makes the SDKs reconnect (sdks.md §13.6).
         self.remove_sub(&req.channel);
-        Ok(protocol::encode_reply(id, "unsubscribe", &serde_json::json!({})))
+        Ok(protocol::encode_reply(
+            id,
+            "unsubscribe",
+            &serde_json::json!({}),
+        ))
     }
 
     pub(super) async fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> CmdResult {
@@ -258,12 +317,20 @@ impl Session {
         if !self.subs.contains_key(&req.channel) {
             return Err(ClientError::PERMISSION_DENIED.into());
         }
-        let claims = self.node.verifier.verify_subscribe(&req.token).await.map_err(sub_token_error)?;
+        let claims = self
+            .node
+            .verifier
+            .verify_subscribe(&req.token)
+            .await
+            .map_err(sub_token_error)?;
         if claims.channel != req.channel || claims.sub != *self.user {
             return Err(Disconnect::invalid_token().into());
         }
         let now = crate::auth::now();
-        let token = TokenId { uid: claims.jti.unwrap_or_default(), issued_at: claims.iat.unwrap_or(0) };
+        let token = TokenId {
+            uid: claims.jti.unwrap_or_default(),
+            issued_at: claims.iat.unwrap_or(0),
+        };
         if self.check_token(&token, now) != TokenVerdict::Valid {
             return Err(ClientError::TOKEN_EXPIRED.into());
         }
@@ -272,7 +339,9 @@ impl Session {
             return Err(ClientError::TOKEN_EXPIRED.into());
         }
         let handle = self.handle.clone();
-        let Some(sub) = self.subs.get_mut(&req.channel) else { return Err(ClientError::PERMISSION_DENIED.into()) };
+        let Some(sub) = self.subs.get_mut(&req.channel) else {
+            return Err(ClientError::PERMISSION_DENIED.into());
+        };
         if let Some(h) = &handle {
             if sub.token.uid != token.uid {
                 if !sub.token.uid.is_empty() {
@@ -282,12 +351,23 @@ impl Session {
                     self.node.hub.add_token(&token.uid, h);
                 }
             }
-            h.state.lock().sub_tokens.insert(req.channel.clone(), token.clone());
+            h.state
+                .lock()
+                .sub_tokens
+                .insert(req.channel.clone(), token.clone());
         }
         sub.token = token;
         sub.expire_at = expire_at;
         sub.deadline = (expire_at > 0).then(|| super::unix_to_instant(expire_at));
-        let (expires, ttl) = if expire_at > 0 { (true, (expire_at - now) as u32) } else { (false, 0) };
-        Ok(protocol::encode_reply(id, "sub_refresh", &protocol::RefreshResult { expires, ttl }))
+        let (expires, ttl) = if expire_at > 0 {
+            (true, (expire_at - now) as u32)
+        } else {
+            (false, 0)
+        };
+        Ok(protocol::encode_reply(
+            id,
+            "sub_refresh",
+            &protocol::RefreshResult { expires, ttl },
+        ))
     }
 }

@@ -28,7 +28,11 @@ impl Channels {
         Channels {
             cfg: cfg.clone(),
             default: Arc::new(cfg.without_namespace.clone()),
-            namespaces: cfg.namespaces.iter().map(|n| (n.name.clone(), Arc::new(n.clone()))).collect(),
+            namespaces: cfg
+                .namespaces
+                .iter()
+                .map(|n| (n.name.clone(), Arc::new(n.clone())))
+                .collect(),
         }
     }
 
@@ -37,9 +41,15 @@ impl Channels {
         if channel.is_empty() || channel.len() > self.cfg.max_length {
             return Err(ChannelError::BadName);
         }
-        let trimmed = channel.strip_prefix(self.cfg.private_prefix.as_str()).unwrap_or(channel);
+        let trimmed = channel
+            .strip_prefix(self.cfg.private_prefix.as_str())
+            .unwrap_or(channel);
         match trimmed.split_once(self.cfg.namespace_boundary.as_str()) {
-            Some((ns, _)) => self.namespaces.get(ns).cloned().ok_or(ChannelError::UnknownNamespace),
+            Some((ns, _)) => self
+                .namespaces
+                .get(ns)
+                .cloned()
+                .ok_or(ChannelError::UnknownNamespace),
             None => Ok(self.default.clone()),
         }
     }
@@ -55,7 +65,9 @@ impl Channels {
             return false;
         }
         match channel.rsplit_once(self.cfg.user_boundary.as_str()) {
-            Some((_, users)) => users.split(self.cfg.user_separator.as_str()).any(|u| u == user),
+            Some((_, users)) => users
+                .split(self.cfg.user_separator.as_str())
+                .any(|u| u == user),
             None => false,
         }
     }
@@ -72,7 +84,11 @@ mod tests {
 
     fn channels() -> Channels {
         let mut c = Channel::default();
-        c.namespaces.push(ChannelOptions { name: "chat".into(), presence: true, ..Default::default() });
+        c.namespaces.push(ChannelOptions {
+            name: "chat".into(),
+            presence: true,
+            ..Default::default()
+        });
         c.max_length = 20;
         Channels::new(&c)
     }
@@ -83,8 +99,14 @@ mod tests {
         assert!(c.options("chat:a").unwrap().presence);
         assert!(c.options("$chat:a").unwrap().presence);
         assert!(!c.options("plain").unwrap().presence);
-        assert_eq!(c.options("nope:x").unwrap_err(), ChannelError::UnknownNamespace);
-        assert_eq!(c.options(&"x".repeat(21)).unwrap_err(), ChannelError::BadName);
+        assert_eq!(
+            c.options("nope:x").unwrap_err(),
+            ChannelError::UnknownNamespace
+        );
+        assert_eq!(
+            c.options(&"x".repeat(21)).unwrap_err(),
+            ChannelError::BadName
+        );
         assert!(c.is_private("$chat:a") && !c.is_private("chat:a"));
         assert!(c.user_allowed("chat:d#42,43", "43") && !c.user_allowed("chat:d#42,43", "4"));
     }

@@ -42,13 +42,19 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration {s:?} is missing a unit (use e.g. \"25s\" or \"500ms\")"))?;
+            .ok_or_else(|| {
+                format!("duration {s:?} is missing a unit (use e.g. \"25s\" or \"500ms\")")
+            })?;
         if num_end == 0 {
             return Err(format!("invalid duration {s:?}"));
         }
-        let value: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let value: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         let factor = match unit {
@@ -58,7 +64,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => return Err(format!("unknown unit {unit:?} in duration {s:?} (use ns, us, ms, s, m or h)")),
+            _ => {
+                return Err(format!(
+                    "unknown unit {unit:?} in duration {s:?} (use ns, us, ms, s, m or h)"
+                ));
+            }
         };
         total += value * factor;
     }
@@ -71,7 +81,7 @@ pub fn format(d: Duration) -> String {
         return "0s".into();
     }
     let ms = d.as_millis();
-    if ms < 1000 && d.subsec_nanos() % 1_000_000 == 0 {
+    if ms < 1000 && d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{ms}ms");
     }
     let mut secs = d.as_secs();

@@ -2,8 +2,8 @@
 //! (protocol.md §6.4), the way Centrifugo does. The layers are merged as JSON
 //! trees, then decoded once, so an error can always name the key path.
 
-use super::types::{ChannelOptions, Config};
 use super::ConfigError;
+use super::types::{ChannelOptions, Config};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -33,7 +33,10 @@ const V5_ALIASES: &[(&str, &str)] = &[
     ("token_hmac_secret_key", "client.token.hmac_secret_key"),
     ("token_rsa_public_key", "client.token.rsa_public_key"),
     ("token_ecdsa_public_key", "client.token.ecdsa_public_key"),
-    ("token_jwks_public_endpoint", "client.token.jwks_public_endpoint"),
+    (
+        "token_jwks_public_endpoint",
+        "client.token.jwks_public_endpoint",
+    ),
     ("token_audience", "client.token.audience"),
     ("token_audience_regex", "client.token.audience_regex"),
     ("token_issuer", "client.token.issuer"),
@@ -42,18 +45,39 @@ const V5_ALIASES: &[(&str, &str)] = &[
     ("ping_interval", "client.ping_interval"),
     ("pong_timeout", "client.pong_timeout"),
     ("client_channel_limit", "client.channel_limit"),
-    ("client_user_connection_limit", "client.user_connection_limit"),
+    (
+        "client_user_connection_limit",
+        "client.user_connection_limit",
+    ),
     ("client_connection_limit", "client.connection_limit"),
     ("client_queue_max_size", "client.queue_max_size"),
     ("client_expired_close_delay", "client.expired_close_delay"),
-    ("client_expired_sub_close_delay", "client.expired_sub_close_delay"),
+    (
+        "client_expired_sub_close_delay",
+        "client.expired_sub_close_delay",
+    ),
     ("client_stale_close_delay", "client.stale_close_delay"),
-    ("client_presence_update_interval", "client.presence_update_interval"),
-    ("client_insecure_skip_token_signature_verify", "client.insecure_skip_token_signature_verify"),
-    ("allow_anonymous_connect_without_token", "client.allow_anonymous_connect_without_token"),
-    ("disallow_anonymous_connection_tokens", "client.disallow_anonymous_connection_tokens"),
+    (
+        "client_presence_update_interval",
+        "client.presence_update_interval",
+    ),
+    (
+        "client_insecure_skip_token_signature_verify",
+        "client.insecure_skip_token_signature_verify",
+    ),
+    (
+        "allow_anonymous_connect_without_token",
+        "client.allow_anonymous_connect_without_token",
+    ),
+    (
+        "disallow_anonymous_connection_tokens",
+        "client.disallow_anonymous_connection_tokens",
+    ),
     ("client_concurrency", "client.concurrency"),
-    ("websocket_message_size_limit", "websocket.message_size_limit"),
+    (
+        "websocket_message_size_limit",
+        "websocket.message_size_limit",
+    ),
     ("websocket_write_timeout", "websocket.write_timeout"),
     ("websocket_compression", "websocket.compression"),
     ("channel_private_prefix", "channel.private_prefix"),
@@ -70,7 +94,10 @@ const V5_ALIASES: &[(&str, &str)] = &[
     ("proxy_refresh_endpoint", "client.proxy.refresh.endpoint"),
     ("proxy_refresh_timeout", "client.proxy.refresh.timeout"),
     ("proxy_http_headers", "client.proxy.connect.http_headers"),
-    ("proxy_binary_encoding", "client.proxy.connect.binary_encoding"),
+    (
+        "proxy_binary_encoding",
+        "client.proxy.connect.binary_encoding",
+    ),
     ("admin_password", "admin.password"),
     ("admin_secret", "admin.secret"),
     ("grpc_api_port", "grpc_api.port"),
@@ -83,20 +110,38 @@ const V5_ALIASES: &[(&str, &str)] = &[
 
 /// v5 top-level booleans whose v6 home is `<name>.enabled`.
 const V5_TOGGLES: &[&str] = &[
-    "admin", "prometheus", "health", "debug", "swagger", "grpc_api", "uni_websocket", "uni_sse",
-    "uni_http_stream", "sse", "http_stream",
+    "admin",
+    "prometheus",
+    "health",
+    "debug",
+    "swagger",
+    "grpc_api",
+    "uni_websocket",
+    "uni_sse",
+    "uni_http_stream",
+    "sse",
+    "http_stream",
 ];
 
 /// Reads and parses a config file by extension (JSON, YAML, TOML).
 pub fn read_file(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     parse_text(path, &text)
 }
 
 fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let bad = |reason: String| ConfigError::Parse { path: path.display().to_string(), reason };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let bad = |reason: String| ConfigError::Parse {
+        path: path.display().to_string(),
+        reason,
+    };
     let value: Value = match ext.as_str() {
         "yaml" | "yml" => yaml_serde::from_str(text).map_err(|e| bad(e.to_string()))?,
         "toml" => {
@@ -147,7 +192,11 @@ pub fn load_value(
     }
     let config = decode(tree, &mut unknown)?;
     super::validate::validate(&config)?;
-    Ok(Loaded { config, warnings, unknown })
+    Ok(Loaded {
+        config,
+        warnings,
+        unknown,
+    })
 }
 
 fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError> {
@@ -157,7 +206,10 @@ fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError>
     let result: Result<Config, _> = serde_path_to_error::deserialize(de);
     let config = result.map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Invalid { key, reason: e.into_inner().to_string() }
+        ConfigError::Invalid {
+            key,
+            reason: e.into_inner().to_string(),
+        }
     })?;
     for p in ignored {
         // serde_ignored writes array indices as `?`-free numbers already; keep as is.
@@ -175,26 +227,43 @@ fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
     for key in keys {
         if V5_TOGGLES.contains(&key.as_str()) && obj[&key].is_boolean() {
             let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push(format!("config key {key:?} is a Centrifugo v5 key: use \"{key}.enabled\""));
+            warnings.push(format!(
+                "config key {key:?} is a Centrifugo v5 key: use \"{key}.enabled\""
+            ));
             set_path_obj(obj, &format!("{key}.enabled"), v);
             continue;
         }
         if key == "engine" && obj[&key].is_string() {
             let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push("config key \"engine\" is a Centrifugo v5 key: use \"engine.type\"".into());
+            warnings
+                .push("config key \"engine\" is a Centrifugo v5 key: use \"engine.type\"".into());
             set_path_obj(obj, "engine.type", v);
             continue;
         }
-        let target = V5_ALIASES.iter().find(|(old, _)| *old == key).map(|(_, new)| new.to_string()).or_else(|| {
-            (channel_option_keys.contains(&key) && key != "name")
-                .then(|| format!("channel.without_namespace.{key}"))
-        });
+        let target = V5_ALIASES
+            .iter()
+            .find(|(old, _)| *old == key)
+            .map(|(_, new)| new.to_string())
+            .or_else(|| {
+                (channel_option_keys.contains(&key) && key != "name")
+                    .then(|| format!("channel.without_namespace.{key}"))
+            });
         if let Some(target) = target {
             let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push(format!("config key {key:?} is a Centrifugo v5 key: use {target:?}"));
+            warnings.push(format!(
+                "config key {key:?} is a Centrifugo v5 key: use {target:?}"
+            ));
             if key == "proxy_connect_endpoint" || key == "proxy_refresh_endpoint" {
-                let section = if key == "proxy_connect_endpoint" { "connect" } else { "refresh" };
-                set_path_obj(obj, &format!("client.proxy.{section}.enabled"), Value::Bool(true));
+                let section = if key == "proxy_connect_endpoint" {
+                    "connect"
+                } else {
+                    "refresh"
+                };
+                set_path_obj(
+                    obj,
+                    &format!("client.proxy.{section}.enabled"),
+                    Value::Bool(true),
+                );
             }
             set_path_obj(obj, &target, v);
         }
@@ -234,7 +303,9 @@ fn set_path_obj(obj: &mut Map<String, Value>, path: &str, value: Value) {
             obj.insert(path.to_string(), value);
         }
         Some((head, rest)) => {
-            let slot = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            let slot = obj
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
             set_path(slot, rest, value);
         }
     }
@@ -245,7 +316,11 @@ fn leaves<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, child) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 leaves(&p, child, out);
             }
         }
@@ -291,10 +366,15 @@ fn apply_env(
             continue;
         };
         if deprecated {
-            warnings.push(format!("environment variable {name} is a Centrifugo v5 name: use {}", env_name(&path)));
+            warnings.push(format!(
+                "environment variable {name} is a Centrifugo v5 name: use {}",
+                env_name(&path)
+            ));
         }
-        let value = env_value(raw, default)
-            .map_err(|reason| ConfigError::Env { name: name.clone(), reason })?;
+        let value = env_value(raw, default).map_err(|reason| ConfigError::Env {
+            name: name.clone(),
+            reason,
+        })?;
         set_path(tree, &path, value);
     }
     Ok(())
@@ -322,7 +402,11 @@ fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
             if raw.trim_start().starts_with('[') {
                 serde_json::from_str(raw).map_err(|e| format!("not a JSON array: {e}"))
             } else {
-                Ok(Value::Array(raw.split_whitespace().map(|s| Value::String(s.to_string())).collect()))
+                Ok(Value::Array(
+                    raw.split_whitespace()
+                        .map(|s| Value::String(s.to_string()))
+                        .collect(),
+                ))
             }
         }
         Value::Object(_) | Value::Null => {
@@ -337,7 +421,10 @@ mod tests {
     use serde_json::json;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -345,7 +432,10 @@ mod tests {
         let file = json!({"http_api": {"key": "file"}, "http_server": {"port": 9000}});
         let l = load_value(
             file,
-            &env(&[("CENTRIFUGO_HTTP_API_KEY", "env"), ("CENTRIFUGO_HTTP_SERVER_PORT", "9100")]),
+            &env(&[
+                ("CENTRIFUGO_HTTP_API_KEY", "env"),
+                ("CENTRIFUGO_HTTP_SERVER_PORT", "9100"),
+            ]),
             &[("http_server.port".into(), json!(9200))],
         )
         .unwrap();
@@ -361,13 +451,19 @@ mod tests {
                 ("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "s3"),
                 ("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", "http://a http://b"),
                 ("CENTRIFUGO_CLIENT_PING_INTERVAL", "10s"),
-                ("CENTRIFUGO_CHANNEL_NAMESPACES", r#"[{"name":"chat","presence":true}]"#),
+                (
+                    "CENTRIFUGO_CHANNEL_NAMESPACES",
+                    r#"[{"name":"chat","presence":true}]"#,
+                ),
             ]),
             &[],
         )
         .unwrap();
         assert_eq!(l.config.client.token.hmac_secret_key, "s3");
-        assert_eq!(l.config.client.allowed_origins, vec!["http://a", "http://b"]);
+        assert_eq!(
+            l.config.client.allowed_origins,
+            vec!["http://a", "http://b"]
+        );
         assert_eq!(l.config.client.ping_interval.0.as_secs(), 10);
         assert!(l.config.channel.namespaces[0].presence);
     }
@@ -391,19 +487,34 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_reported_by_path() {
-        let l = load_value(json!({"client": {"tokne": {}}, "bogus": 1}), &env(&[("CENTRIFUGO_NOPE", "1")]), &[]).unwrap();
-        assert!(l.unknown.contains(&"client.tokne".to_string()), "{:?}", l.unknown);
+        let l = load_value(
+            json!({"client": {"tokne": {}}, "bogus": 1}),
+            &env(&[("CENTRIFUGO_NOPE", "1")]),
+            &[],
+        )
+        .unwrap();
+        assert!(
+            l.unknown.contains(&"client.tokne".to_string()),
+            "{:?}",
+            l.unknown
+        );
         assert!(l.unknown.contains(&"bogus".to_string()));
         assert!(l.unknown.contains(&"env CENTRIFUGO_NOPE".to_string()));
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = load_value(json!({"client": {"ping_interval": "5 parsecs"}}), &[], &[]).unwrap_err();
+        let e =
+            load_value(json!({"client": {"ping_interval": "5 parsecs"}}), &[], &[]).unwrap_err();
         assert!(e.to_string().contains("client.ping_interval"), "{e}");
         let e = load_value(json!({"http_server": {"port": "eighty"}}), &[], &[]).unwrap_err();
         assert!(e.to_string().contains("http_server.port"), "{e}");
-        let e = load_value(json!({}), &env(&[("CENTRIFUGO_HEALTH_ENABLED", "maybe")]), &[]).unwrap_err();
+        let e = load_value(
+            json!({}),
+            &env(&[("CENTRIFUGO_HEALTH_ENABLED", "maybe")]),
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("CENTRIFUGO_HEALTH_ENABLED"), "{e}");
     }
 

@@ -52,6 +52,9 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> Self {
-        ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
+        ConfigError::Invalid {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
     }
 }

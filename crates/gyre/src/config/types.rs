@@ -84,7 +84,12 @@ pub struct HttpServer {
 
 impl Default for HttpServer {
     fn default() -> Self {
-        HttpServer { address: String::new(), port: 8000, internal_address: String::new(), internal_port: String::new() }
+        HttpServer {
+            address: String::new(),
+            port: 8000,
+            internal_address: String::new(),
+            internal_port: String::new(),
+        }
     }
 }
 
@@ -100,7 +105,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into(), file: String::new() }
+        Log {
+            level: "info".into(),
+            file: String::new(),
+        }
     }
 }
 
@@ -447,7 +455,11 @@ pub struct GrpcApi {
 
 impl Default for GrpcApi {
     fn default() -> Self {
-        GrpcApi { enabled: false, port: 10000, key: String::new() }
+        GrpcApi {
+            enabled: false,
+            port: 10000,
+            key: String::new(),
+        }
     }
 }
 
@@ -464,7 +476,10 @@ pub struct Engine {
 
 impl Default for Engine {
     fn default() -> Self {
-        Engine { kind: "memory".into(), redis: Redis::default() }
+        Engine {
+            kind: "memory".into(),
+            redis: Redis::default(),
+        }
     }
 }
 
@@ -590,7 +605,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { timeout: Dur::secs(30) }
+        Shutdown {
+            timeout: Dur::secs(30),
+        }
     }
 }
 

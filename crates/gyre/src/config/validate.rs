@@ -5,45 +5,90 @@
 use super::{Config, ConfigError};
 
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
-    
-    if !["none", "trace", "debug", "info", "warn", "error", "fatal"].contains(&c.log.level.as_str()) {
-        return Err(ConfigError::invalid("log.level", format!("{:?} is not a level; use trace, debug, info, warn, error or none", c.log.level)));
+    if !["none", "trace", "debug", "info", "warn", "error", "fatal"].contains(&c.log.level.as_str())
+    {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!(
+                "{:?} is not a level; use trace, debug, info, warn, error or none",
+                c.log.level
+            ),
+        ));
     }
     let cl = &c.client;
     if !cl.pong_timeout.is_zero() && cl.ping_interval.0 <= cl.pong_timeout.0 {
-        return Err(ConfigError::invalid("client.pong_timeout", "must be less than client.ping_interval (defaults 8s and 25s)"));
+        return Err(ConfigError::invalid(
+            "client.pong_timeout",
+            "must be less than client.ping_interval (defaults 8s and 25s)",
+        ));
     }
     if cl.ping_interval.is_zero() {
-        return Err(ConfigError::invalid("client.ping_interval", "must be positive, e.g. \"25s\""));
+        return Err(ConfigError::invalid(
+            "client.ping_interval",
+            "must be positive, e.g. \"25s\"",
+        ));
     }
     if cl.queue_max_size == 0 {
-        return Err(ConfigError::invalid("client.queue_max_size", "must be positive (default 1048576 bytes)"));
+        return Err(ConfigError::invalid(
+            "client.queue_max_size",
+            "must be positive (default 1048576 bytes)",
+        ));
     }
-    for (key, p) in [("client.proxy.connect", &cl.proxy.connect), ("client.proxy.refresh", &cl.proxy.refresh)] {
+    for (key, p) in [
+        ("client.proxy.connect", &cl.proxy.connect),
+        ("client.proxy.refresh", &cl.proxy.refresh),
+    ] {
         if p.enabled && !(p.endpoint.starts_with("http://") || p.endpoint.starts_with("https://")) {
-            return Err(ConfigError::invalid(&format!("{key}.endpoint"), "an enabled proxy needs an http:// or https:// endpoint (gRPC proxies are not supported)"));
+            return Err(ConfigError::invalid(
+                &format!("{key}.endpoint"),
+                "an enabled proxy needs an http:// or https:// endpoint (gRPC proxies are not supported)",
+            ));
         }
         if p.enabled && p.timeout.is_zero() {
-            return Err(ConfigError::invalid(&format!("{key}.timeout"), "must be positive, e.g. \"1s\""));
+            return Err(ConfigError::invalid(
+                &format!("{key}.timeout"),
+                "must be positive, e.g. \"1s\"",
+            ));
         }
     }
     if !["", "transport"].contains(&c.http_api.error_mode.as_str()) {
-        return Err(ConfigError::invalid("http_api.error_mode", "use \"\" (errors in the body) or \"transport\""));
+        return Err(ConfigError::invalid(
+            "http_api.error_mode",
+            "use \"\" (errors in the body) or \"transport\"",
+        ));
     }
     if !c.http_api.handler_prefix.starts_with('/') {
-        return Err(ConfigError::invalid("http_api.handler_prefix", "must start with /"));
+        return Err(ConfigError::invalid(
+            "http_api.handler_prefix",
+            "must start with /",
+        ));
     }
     if !c.websocket.handler_prefix.starts_with('/') {
-        return Err(ConfigError::invalid("websocket.handler_prefix", "must start with /"));
+        return Err(ConfigError::invalid(
+            "websocket.handler_prefix",
+            "must start with /",
+        ));
     }
     if c.websocket.message_size_limit == 0 {
-        return Err(ConfigError::invalid("websocket.message_size_limit", "must be positive (default 65536)"));
+        return Err(ConfigError::invalid(
+            "websocket.message_size_limit",
+            "must be positive (default 65536)",
+        ));
     }
     if c.websocket.compression {
-        return Err(ConfigError::invalid("websocket.compression", "permessage-deflate is not supported by Gyre; set it to false"));
+        return Err(ConfigError::invalid(
+            "websocket.compression",
+            "permessage-deflate is not supported by Gyre; set it to false",
+        ));
     }
     if c.engine.kind != "memory" {
-        return Err(ConfigError::invalid("engine.type", format!("{:?} is not supported by this Gyre version; use \"memory\"", c.engine.kind)));
+        return Err(ConfigError::invalid(
+            "engine.type",
+            format!(
+                "{:?} is not supported by this Gyre version; use \"memory\"",
+                c.engine.kind
+            ),
+        ));
     }
     for (key, on) in [
         ("broker.enabled", c.broker.enabled),
@@ -59,38 +104,75 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("database.enabled", c.database.enabled),
     ] {
         if on {
-            return Err(ConfigError::invalid(key, "this feature is not supported by Gyre yet; set it to false"));
+            return Err(ConfigError::invalid(
+                key,
+                "this feature is not supported by Gyre yet; set it to false",
+            ));
         }
     }
-    for (key, f) in [("user_block", &c.user_block), ("token_revoke", &c.token_revoke), ("user_tokens_invalidate", &c.user_tokens_invalidate)] {
+    for (key, f) in [
+        ("user_block", &c.user_block),
+        ("token_revoke", &c.token_revoke),
+        ("user_tokens_invalidate", &c.user_tokens_invalidate),
+    ] {
         if !["", "memory"].contains(&f.storage_type.as_str()) {
-            return Err(ConfigError::invalid(&format!("{key}.storage_type"), format!("{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory", f.storage_type)));
+            return Err(ConfigError::invalid(
+                &format!("{key}.storage_type"),
+                format!(
+                    "{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory",
+                    f.storage_type
+                ),
+            ));
         }
         if f.disconnect_code != 0 && !(3000..=4999).contains(&f.disconnect_code) {
-            return Err(ConfigError::invalid(&format!("{key}.disconnect_code"), "must be a close code in 3000-4999"));
+            return Err(ConfigError::invalid(
+                &format!("{key}.disconnect_code"),
+                "must be a close code in 3000-4999",
+            ));
         }
         if f.disconnect_reason.len() > 120 {
-            return Err(ConfigError::invalid(&format!("{key}.disconnect_reason"), "must fit a close frame (at most 120 bytes)"));
+            return Err(ConfigError::invalid(
+                &format!("{key}.disconnect_reason"),
+                "must fit a close frame (at most 120 bytes)",
+            ));
         }
     }
     let ch = &c.channel;
     if ch.max_length == 0 {
-        return Err(ConfigError::invalid("channel.max_length", "must be positive (default 255)"));
+        return Err(ConfigError::invalid(
+            "channel.max_length",
+            "must be positive (default 255)",
+        ));
     }
     if ch.namespace_boundary.is_empty() {
-        return Err(ConfigError::invalid("channel.namespace_boundary", "must not be empty (default \":\")"));
+        return Err(ConfigError::invalid(
+            "channel.namespace_boundary",
+            "must not be empty (default \":\")",
+        ));
     }
     check_options("channel.without_namespace", &ch.without_namespace)?;
     let mut seen = std::collections::HashSet::new();
     for (i, ns) in ch.namespaces.iter().enumerate() {
         let key = format!("channel.namespaces[{i}]");
         let valid_name = ns.name.len() >= 2
-            && ns.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            && ns
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
         if !valid_name {
-            return Err(ConfigError::invalid(&format!("{key}.name"), format!("{:?} is not a namespace name: use 2 or more of a-z, A-Z, 0-9, -, _, .", ns.name)));
+            return Err(ConfigError::invalid(
+                &format!("{key}.name"),
+                format!(
+                    "{:?} is not a namespace name: use 2 or more of a-z, A-Z, 0-9, -, _, .",
+                    ns.name
+                ),
+            ));
         }
         if !seen.insert(ns.name.clone()) {
-            return Err(ConfigError::invalid(&format!("{key}.name"), format!("namespace {:?} is defined twice", ns.name)));
+            return Err(ConfigError::invalid(
+                &format!("{key}.name"),
+                format!("namespace {:?} is defined twice", ns.name),
+            ));
         }
         check_options(&key, ns)?;
     }
@@ -98,14 +180,23 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
 }
 
 fn check_options(key: &str, o: &super::ChannelOptions) -> Result<(), ConfigError> {
-    if (o.history_size > 0) != (!o.history_ttl.is_zero()) {
-        return Err(ConfigError::invalid(&format!("{key}.history_ttl"), "history_size and history_ttl must be set together"));
+    if (o.history_size > 0) == o.history_ttl.is_zero() {
+        return Err(ConfigError::invalid(
+            &format!("{key}.history_ttl"),
+            "history_size and history_ttl must be set together",
+        ));
     }
     if (o.force_recovery || o.allow_recovery) && o.history_size == 0 {
-        return Err(ConfigError::invalid(&format!("{key}.force_recovery"), "recovery needs history: set history_size and history_ttl"));
+        return Err(ConfigError::invalid(
+            &format!("{key}.force_recovery"),
+            "recovery needs history: set history_size and history_ttl",
+        ));
     }
     if !o.channel_regex.is_empty() {
-        return Err(ConfigError::invalid(&format!("{key}.channel_regex"), "channel_regex is not supported by Gyre yet; remove it"));
+        return Err(ConfigError::invalid(
+            &format!("{key}.channel_regex"),
+            "channel_regex is not supported by Gyre yet; remove it",
+        ));
     }
     Ok(())
 }
@@ -121,13 +212,28 @@ mod tests {
 
     #[test]
     fn rejects_bad_combinations_naming_the_key() {
-        assert!(err(json!({"client": {"ping_interval": "5s", "pong_timeout": "8s"}})).contains("client.pong_timeout"));
+        assert!(
+            err(json!({"client": {"ping_interval": "5s", "pong_timeout": "8s"}}))
+                .contains("client.pong_timeout")
+        );
         assert!(err(json!({"log": {"level": "loud"}})).contains("log.level"));
         assert!(err(json!({"engine": {"type": "redis"}})).contains("engine.type"));
-        assert!(err(json!({"channel": {"namespaces": [{"name": "a b"}]}})).contains("channel.namespaces[0].name"));
-        assert!(err(json!({"channel": {"namespaces": [{"name": "ns", "history_size": 10}]}})).contains("history_ttl"));
-        assert!(err(json!({"client": {"proxy": {"connect": {"enabled": true}}}})).contains("client.proxy.connect.endpoint"));
-        assert!(err(json!({"user_block": {"storage_type": "cassandra"}})).contains("user_block.storage_type"));
+        assert!(
+            err(json!({"channel": {"namespaces": [{"name": "a b"}]}}))
+                .contains("channel.namespaces[0].name")
+        );
+        assert!(
+            err(json!({"channel": {"namespaces": [{"name": "ns", "history_size": 10}]}}))
+                .contains("history_ttl")
+        );
+        assert!(
+            err(json!({"client": {"proxy": {"connect": {"enabled": true}}}}))
+                .contains("client.proxy.connect.endpoint")
+        );
+        assert!(
+            err(json!({"user_block": {"storage_type": "cassandra"}}))
+                .contains("user_block.storage_type")
+        );
         assert!(err(json!({"http_api": {"error_mode": "loud"}})).contains("http_api.error_mode"));
     }
 }

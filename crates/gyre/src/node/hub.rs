@@ -32,12 +32,19 @@ pub struct Subscriber {
     pub join_leave: bool,
 }
 
+/// One lock-protected shard of an index.
+type Shard<K, V> = RwLock<Map<K, V>>;
+/// Client id → handle.
+type Conns = Map<Arc<str>, Arc<ClientHandle>>;
+/// Client id → subscriber.
+type Subs = Map<Arc<str>, Subscriber>;
+
 /// Connection and subscription registries.
 pub struct Hub {
     hasher: foldhash::fast::RandomState,
-    users: Vec<RwLock<Map<Arc<str>, Map<Arc<str>, Arc<ClientHandle>>>>>,
-    tokens: Vec<RwLock<Map<Box<str>, Vec<Arc<ClientHandle>>>>>,
-    channels: Vec<RwLock<Map<Arc<str>, Map<Arc<str>, Subscriber>>>>,
+    users: Vec<Shard<Arc<str>, Conns>>,
+    tokens: Vec<Shard<Box<str>, Vec<Arc<ClientHandle>>>>,
+    channels: Vec<Shard<Arc<str>, Subs>>,
     clients: AtomicUsize,
     subs: AtomicUsize,
 }
@@ -90,12 +97,19 @@ impl Hub {
 
     /// Number of connections of `user` on this node.
     pub fn user_connection_count(&self, user: &str) -> usize {
-        self.users[self.shard(user)].read().get(user).map_or(0, |m| m.len())
+        self.users[self.shard(user)]
+            .read()
+            .get(user)
+            .map_or(0, |m| m.len())
     }
 
     /// The connections of `user` (cloned handles; the lock is released on return).
     pub fn user_connections(&self, user: &str) -> Vec<Arc<ClientHandle>> {
-        self.users[self.shard(user)].read().get(user).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.users[self.shard(user)]
+            .read()
+            .get(user)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Every connection (for `connections` without a user filter and for shutdown).
@@ -146,7 +160,11 @@ impl Hub {
 
     /// Connections holding a token with this id.
     pub fn token_connections(&self, jti: &str) -> Vec<Arc<ClientHandle>> {
-        self.tokens[self.shard(jti)].read().get(jti).cloned().unwrap_or_default()
+        self.tokens[self.shard(jti)]
+            .read()
+            .get(jti)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Adds a subscriber; returns true if it is the channel's first on this node.
@@ -163,7 +181,9 @@ impl Hub {
     /// Removes a subscriber; returns true if the channel has none left here.
     pub fn unsubscribe(&self, channel: &str, client: &str) -> bool {
         let mut shard = self.channels[self.shard(channel)].write();
-        let Some(subs) = shard.get_mut(channel) else { return true };
+        let Some(subs) = shard.get_mut(channel) else {
+            return true;
+        };
         if subs.remove(client).is_some() {
             self.subs.fetch_sub(1, Ordering::Relaxed);
         }
@@ -176,7 +196,10 @@ impl Hub {
 
     /// Number of subscribers of `channel` on this node.
     pub fn num_subscribers(&self, channel: &str) -> usize {
-        self.channels[self.shard(channel)].read().get(channel).map_or(0, |m| m.len())
+        self.channels[self.shard(channel)]
+            .read()
+            .get(channel)
+            .map_or(0, |m| m.len())
     }
 
     /// Channels with subscribers and their subscriber counts.
@@ -200,7 +223,9 @@ impl Hub {
     /// and readers never block each other. Returns the number of deliveries.
     pub fn broadcast(&self, channel: &str, frame: &Bytes, join_leave_only: bool) -> usize {
         let shard = self.channels[self.shard(channel)].read();
-        let Some(subs) = shard.get(channel) else { return 0 };
+        let Some(subs) = shard.get(channel) else {
+            return 0;
+        };
         let mut n = 0;
         for s in subs.values() {
             if join_leave_only && !s.join_leave {

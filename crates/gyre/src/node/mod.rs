@@ -75,8 +75,16 @@ impl Node {
         let proxy = ProxyClient::new(&cfg.client.proxy);
         let code = |f: &crate::config::ProtectFeature, code: u16, reason: &str| {
             Disconnect::new(
-                if f.disconnect_code == 0 { code } else { f.disconnect_code },
-                if f.disconnect_reason.is_empty() { reason.to_string() } else { f.disconnect_reason.clone() },
+                if f.disconnect_code == 0 {
+                    code
+                } else {
+                    f.disconnect_code
+                },
+                if f.disconnect_reason.is_empty() {
+                    reason.to_string()
+                } else {
+                    f.disconnect_reason.clone()
+                },
             )
         };
         let protect_codes = ProtectCodes {
@@ -118,9 +126,20 @@ impl Node {
         tags: Option<Arc<BTreeMap<String, String>>>,
         skip_history: bool,
     ) -> Option<StreamTop> {
-        let p = Publication { data, info, offset: 0, tags };
+        let p = Publication {
+            data,
+            info,
+            offset: 0,
+            tags,
+        };
         let (p, top) = if opts.history_size > 0 && !skip_history {
-            let (p, top) = self.broker.add(channel, p, opts.history_size, opts.history_ttl.0, opts.history_meta_ttl.0);
+            let (p, top) = self.broker.add(
+                channel,
+                p,
+                opts.history_size,
+                opts.history_ttl.0,
+                opts.history_meta_ttl.0,
+            );
             (p, Some(top))
         } else {
             (p, None)
@@ -154,10 +173,17 @@ impl Node {
     }
 
     /// Disconnects connections of `user` (or one `client`), except the `whitelist`.
-    pub fn disconnect_user(&self, user: &str, client: Option<&str>, whitelist: &[String], d: &Disconnect) -> usize {
+    pub fn disconnect_user(
+        &self,
+        user: &str,
+        client: Option<&str>,
+        whitelist: &[String],
+        d: &Disconnect,
+    ) -> usize {
         let mut n = 0;
         for h in self.hub.user_connections(user) {
-            if client.is_some_and(|c| c != &*h.id) || whitelist.iter().any(|w| w.as_str() == &*h.id) {
+            if client.is_some_and(|c| c != &*h.id) || whitelist.iter().any(|w| w.as_str() == &*h.id)
+            {
                 continue;
             }
             h.outbox.disconnect(d.clone());
@@ -169,9 +195,18 @@ impl Node {
     /// Connections matching an API target (user, optional client).
     pub fn targets(&self, user: &str, client: &str) -> Vec<Arc<ClientHandle>> {
         if user.is_empty() && !client.is_empty() {
-            return self.hub.all_connections().into_iter().filter(|h| &*h.id == client).collect();
+            return self
+                .hub
+                .all_connections()
+                .into_iter()
+                .filter(|h| &*h.id == client)
+                .collect();
         }
-        self.hub.user_connections(user).into_iter().filter(|h| client.is_empty() || &*h.id == client).collect()
+        self.hub
+            .user_connections(user)
+            .into_iter()
+            .filter(|h| client.is_empty() || &*h.id == client)
+            .collect()
     }
 
     /// Background upkeep: history and protective-data sweeps.

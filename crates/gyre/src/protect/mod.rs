@@ -56,12 +56,17 @@ impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
     fn new() -> Self {
         let hasher = foldhash::fast::RandomState::default();
         Sharded {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::with_hasher(hasher.clone()))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::with_hasher(hasher.clone())))
+                .collect(),
             hasher,
             len: AtomicUsize::new(0),
         }
     }
-    fn shard<Q: Hash + ?Sized>(&self, q: &Q) -> &RwLock<HashMap<K, V, foldhash::fast::RandomState>> {
+    fn shard<Q: Hash + ?Sized>(
+        &self,
+        q: &Q,
+    ) -> &RwLock<HashMap<K, V, foldhash::fast::RandomState>> {
         &self.shards[(self.hasher.hash_one(q) as usize) % SHARDS]
     }
     fn get<Q: Hash + hashbrown::Equivalent<K> + ?Sized>(&self, q: &Q) -> Option<V> {
@@ -98,10 +103,20 @@ impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
         self.len.fetch_sub(dropped, Ordering::Relaxed);
         dropped
     }
-    fn list(&self, after: Option<&K>, limit: usize, keep: impl Fn(&K, &V) -> bool) -> (Vec<(K, V)>, bool) {
+    fn list(
+        &self,
+        after: Option<&K>,
+        limit: usize,
+        keep: impl Fn(&K, &V) -> bool,
+    ) -> (Vec<(K, V)>, bool) {
         let mut all: Vec<(K, V)> = Vec::new();
         for s in &self.shards {
-            all.extend(s.read().iter().filter(|(k, v)| keep(k, v) && after.is_none_or(|a| *k > a)).map(|(k, v)| (k.clone(), *v)));
+            all.extend(
+                s.read()
+                    .iter()
+                    .filter(|(k, v)| keep(k, v) && after.is_none_or(|a| *k > a))
+                    .map(|(k, v)| (k.clone(), *v)),
+            );
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));
         let more = all.len() > limit;
@@ -190,7 +205,10 @@ impl Protect {
     pub fn check_token(&self, user: &str, jti: Option<&str>, iat: i64, now: i64) -> TokenVerdict {
         if let Some(j) = jti
             && !j.is_empty()
-            && self.revoked.get(&KeyRef::new(j)).is_some_and(|e| e.live(now))
+            && self
+                .revoked
+                .get(&KeyRef::new(j))
+                .is_some_and(|e| e.live(now))
         {
             return TokenVerdict::Revoked;
         }
@@ -222,7 +240,14 @@ impl Protect {
 
     /// Blocks a user. A repeated block replaces expiry and reason.
     pub fn block(&self, user: &str, expire_at: i64, reason: Option<&str>, now: i64) {
-        self.blocks.insert(user.into(), Entry { expire_at, created_at: now }, |_, new| new);
+        self.blocks.insert(
+            user.into(),
+            Entry {
+                expire_at,
+                created_at: now,
+            },
+            |_, new| new,
+        );
         self.set_reason(Kind::Block, user, reason);
     }
 
@@ -234,25 +259,48 @@ impl Protect {
 
     /// Revokes a token id. A repeated call keeps the later expiry (0 wins: never expire).
     pub fn revoke(&self, jti: &str, expire_at: i64, reason: Option<&str>, now: i64) {
-        self.revoked.insert(KeyRef::new(jti).to_key(), Entry { expire_at, created_at: now }, |old, new| Entry {
-            expire_at: later(old.expire_at, new.expire_at),
-            created_at: new.created_at,
-        });
+        self.revoked.insert(
+            KeyRef::new(jti).to_key(),
+            Entry {
+                expire_at,
+                created_at: now,
+            },
+            |old, new| Entry {
+                expire_at: later(old.expire_at, new.expire_at),
+                created_at: new.created_at,
+            },
+        );
         self.set_reason(Kind::Revoke, jti, reason);
     }
 
     /// Invalidates a user's tokens issued before `issued_before`. Calls only
     /// ever move the cut-off forward and the expiry later: an earlier call's
     /// protection is never silently weakened.
-    pub fn invalidate(&self, user: &str, issued_before: i64, expire_at: i64, reason: Option<&str>, now: i64) {
-        let new = Invalidation { issued_before, entry: Entry { expire_at, created_at: now } };
+    pub fn invalidate(
+        &self,
+        user: &str,
+        issued_before: i64,
+        expire_at: i64,
+        reason: Option<&str>,
+        now: i64,
+    ) {
+        let new = Invalidation {
+            issued_before,
+            entry: Entry {
+                expire_at,
+                created_at: now,
+            },
+        };
         self.invalidations.insert(user.into(), new, |old, new| {
             if !old.entry.live(now) {
                 return new;
             }
             Invalidation {
                 issued_before: old.issued_before.max(new.issued_before),
-                entry: Entry { expire_at: later(old.entry.expire_at, new.entry.expire_at), created_at: new.entry.created_at },
+                entry: Entry {
+                    expire_at: later(old.entry.expire_at, new.entry.expire_at),
+                    created_at: new.entry.created_at,
+                },
             }
         });
         self.set_reason(Kind::Invalidate, user, reason);
@@ -261,9 +309,24 @@ impl Protect {
     /// Drops expired entries; returns how many.
     pub fn sweep(&self, now: i64) -> usize {
         let mut gone = Vec::new();
-        let mut n = self.blocks.retain(|k, e| e.live(now) || { gone.push((Kind::Block, k.to_string())); false });
-        n += self.revoked.retain(|k, e| e.live(now) || { gone.push((Kind::Revoke, k.to_string_lossless())); false });
-        n += self.invalidations.retain(|k, i| i.entry.live(now) || { gone.push((Kind::Invalidate, k.to_string())); false });
+        let mut n = self.blocks.retain(|k, e| {
+            e.live(now) || {
+                gone.push((Kind::Block, k.to_string()));
+                false
+            }
+        });
+        n += self.revoked.retain(|k, e| {
+            e.live(now) || {
+                gone.push((Kind::Revoke, k.to_string_lossless()));
+                false
+            }
+        });
+        n += self.invalidations.retain(|k, i| {
+            i.entry.live(now) || {
+                gone.push((Kind::Invalidate, k.to_string()));
+                false
+            }
+        });
         if !gone.is_empty() {
             let mut r = self.reasons.lock();
             for g in gone {
@@ -275,14 +338,17 @@ impl Protect {
 
     /// Live block of one user.
     pub fn block_status(&self, user: &str, now: i64) -> Option<Listed> {
-        self.blocks.get(user).filter(|e| e.live(now)).map(|e| Listed {
-            user: Some(user.to_string()),
-            uid: None,
-            issued_before: None,
-            expire_at: e.expire_at,
-            created_at: e.created_at,
-            reason: self.reason(Kind::Block, user),
-        })
+        self.blocks
+            .get(user)
+            .filter(|e| e.live(now))
+            .map(|e| Listed {
+                user: Some(user.to_string()),
+                uid: None,
+                issued_before: None,
+                expire_at: e.expire_at,
+                created_at: e.created_at,
+                reason: self.reason(Kind::Block, user),
+            })
     }
 
     /// Live blocks, ordered by user, after `cursor`.
@@ -304,7 +370,12 @@ impl Protect {
     }
 
     /// Live revocations, ordered by token id, after `cursor`.
-    pub fn list_revoked(&self, cursor: Option<&str>, limit: usize, now: i64) -> (Vec<Listed>, bool) {
+    pub fn list_revoked(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> (Vec<Listed>, bool) {
         let after = cursor.map(|c| KeyRef::new(c).to_key());
         let (items, more) = self.revoked.list(after.as_ref(), limit, |_, e| e.live(now));
         let out = items
@@ -335,7 +406,12 @@ impl Protect {
             reason: self.reason(Kind::Invalidate, u),
         };
         match user {
-            Some(u) => self.invalidations.get(u).filter(|i| i.entry.live(now)).map(|i| vec![mk(u, i)]).unwrap_or_default(),
+            Some(u) => self
+                .invalidations
+                .get(u)
+                .filter(|i| i.entry.live(now))
+                .map(|i| vec![mk(u, i)])
+                .unwrap_or_default(),
             None => self
                 .invalidations
                 .list(None, usize::MAX, |_, i| i.entry.live(now))
@@ -348,7 +424,11 @@ impl Protect {
 
     /// Sizes of the three tables (including not yet swept entries).
     pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.blocks.len(), self.revoked.len(), self.invalidations.len())
+        (
+            self.blocks.len(),
+            self.revoked.len(),
+            self.invalidations.len(),
+        )
     }
 }
 
@@ -367,8 +447,14 @@ mod tests {
         p.block("42", 200, Some("spam"), 100);
         assert!(p.is_blocked("42", 150));
         assert!(!p.is_blocked("43", 150));
-        assert!(!p.is_blocked("42", 200), "expire_at passed: no longer applies");
-        assert_eq!(p.block_status("42", 150).unwrap().reason.as_deref(), Some("spam"));
+        assert!(
+            !p.is_blocked("42", 200),
+            "expire_at passed: no longer applies"
+        );
+        assert_eq!(
+            p.block_status("42", 150).unwrap().reason.as_deref(),
+            Some("spam")
+        );
         assert!(p.unblock("42"));
         assert!(!p.is_blocked("42", 150));
         p.block("", 0, None, 1);
@@ -382,9 +468,16 @@ mod tests {
         assert_eq!(p.check_token("u", Some("t1"), 5, 20), TokenVerdict::Revoked);
         assert_eq!(p.check_token("u", Some("t2"), 5, 20), TokenVerdict::Valid);
         p.invalidate("u", 100, 0, None, 10);
-        assert_eq!(p.check_token("u", Some("t2"), 99, 20), TokenVerdict::Invalidated);
+        assert_eq!(
+            p.check_token("u", Some("t2"), 99, 20),
+            TokenVerdict::Invalidated
+        );
         assert_eq!(p.check_token("u", Some("t2"), 100, 20), TokenVerdict::Valid);
-        assert_eq!(p.check_token("u", None, 0, 20), TokenVerdict::Valid, "no iat: not affected");
+        assert_eq!(
+            p.check_token("u", None, 0, 20),
+            TokenVerdict::Valid,
+            "no iat: not affected"
+        );
         assert_eq!(p.check_token("v", None, 1, 20), TokenVerdict::Valid);
         // A later call with an earlier cut-off does not weaken the first one.
         p.invalidate("u", 50, 0, None, 11);

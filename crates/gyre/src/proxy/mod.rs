@@ -132,7 +132,11 @@ struct Reply<T> {
 
 impl<T> Default for Reply<T> {
     fn default() -> Self {
-        Reply { result: None, error: None, disconnect: None }
+        Reply {
+            result: None,
+            error: None,
+            disconnect: None,
+        }
     }
 }
 
@@ -154,7 +158,11 @@ struct ProxyDisconnect {
 impl ProxyClient {
     /// Builds the client from `client.proxy`.
     pub fn new(cfg: &ClientProxies) -> Self {
-        ProxyClient { http: reqwest::Client::new(), connect: cfg.connect.clone(), refresh: cfg.refresh.clone() }
+        ProxyClient {
+            http: reqwest::Client::new(),
+            connect: cfg.connect.clone(),
+            refresh: cfg.refresh.clone(),
+        }
     }
 
     /// True if the connect proxy is on.
@@ -179,8 +187,13 @@ impl ProxyClient {
     }
 
     /// Calls the refresh proxy.
-    pub async fn refresh(&self, req: &RefreshRequest<'_>, http_headers: &HeaderMap) -> Result<Option<RefreshResult>, ProxyError> {
-        self.call(&self.refresh, req, http_headers, &BTreeMap::new()).await
+    pub async fn refresh(
+        &self,
+        req: &RefreshRequest<'_>,
+        http_headers: &HeaderMap,
+    ) -> Result<Option<RefreshResult>, ProxyError> {
+        self.call(&self.refresh, req, http_headers, &BTreeMap::new())
+            .await
     }
 
     async fn call<Req: Serialize, T: serde::de::DeserializeOwned>(
@@ -214,12 +227,24 @@ impl ProxyClient {
         };
         let status = resp.status().as_u16();
         if status != 200 {
-            if let Some(t) = p.http.status_to_code_transforms.iter().find(|t| t.status_code == status) {
+            if let Some(t) = p
+                .http
+                .status_to_code_transforms
+                .iter()
+                .find(|t| t.status_code == status)
+            {
                 if let Some(e) = &t.to_error {
-                    return Err(ProxyError::Error(ClientError { code: e.code, message: e.message.clone(), temporary: e.temporary }));
+                    return Err(ProxyError::Error(ClientError {
+                        code: e.code,
+                        message: e.message.clone(),
+                        temporary: e.temporary,
+                    }));
                 }
                 if let Some(d) = &t.to_disconnect {
-                    return Err(ProxyError::Disconnect(Disconnect::new(d.code, d.reason.clone())));
+                    return Err(ProxyError::Disconnect(Disconnect::new(
+                        d.code,
+                        d.reason.clone(),
+                    )));
                 }
             }
             tracing::warn!(endpoint = %p.endpoint, status, "proxy answered a non-200 status");
@@ -234,7 +259,11 @@ impl ProxyClient {
             return Err(ProxyError::Disconnect(Disconnect::new(d.code, d.reason)));
         }
         if let Some(e) = reply.error {
-            return Err(ProxyError::Error(ClientError { code: e.code, message: e.message, temporary: e.temporary }));
+            return Err(ProxyError::Error(ClientError {
+                code: e.code,
+                message: e.message,
+                temporary: e.temporary,
+            }));
         }
         Ok(reply.result)
     }

@@ -10,8 +10,8 @@ use super::outbox::Out;
 use crate::client::{Close, Session};
 use crate::codes::Disconnect;
 use crate::node::Node;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,8 +21,15 @@ use std::sync::Arc;
 const MAX_BATCH: usize = 64;
 
 /// Upgrade handler.
-pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    if !origin_allowed(&node.cfg.client.allowed_origins, headers.get("origin").and_then(|v| v.to_str().ok())) {
+pub async fn handler(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(
+        &node.cfg.client.allowed_origins,
+        headers.get("origin").and_then(|v| v.to_str().ok()),
+    ) {
         tracing::debug!("websocket upgrade refused: origin not allowed");
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -49,7 +56,9 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, ws: WebS
 /// `Origin` header pass; `*` allows all; otherwise glob patterns.
 pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
     let Some(origin) = origin else { return true };
-    allowed.iter().any(|pat| glob_match(&pat.to_ascii_lowercase(), &origin.to_ascii_lowercase()))
+    allowed
+        .iter()
+        .any(|pat| glob_match(&pat.to_ascii_lowercase(), &origin.to_ascii_lowercase()))
 }
 
 /// Minimal glob: `*` matches any run of characters.
@@ -77,7 +86,11 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
     true
 }
 
-async fn send_batch(socket: &mut WebSocket, frames: &mut Vec<Bytes>, timeout: std::time::Duration) -> Result<(), ()> {
+async fn send_batch(
+    socket: &mut WebSocket,
+    frames: &mut Vec<Bytes>,
+    timeout: std::time::Duration,
+) -> Result<(), ()> {
     if frames.is_empty() {
         return Ok(());
     }
@@ -106,8 +119,15 @@ async fn send_batch(socket: &mut WebSocket, frames: &mut Vec<Bytes>, timeout: st
 }
 
 async fn close_with(socket: &mut WebSocket, d: &Disconnect) {
-    let frame = CloseFrame { code: d.code, reason: Utf8Bytes::from(d.reason.clone()) };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+    let frame = CloseFrame {
+        code: d.code,
+        reason: Utf8Bytes::from(d.reason.clone()),
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 /// The connection task.
@@ -162,7 +182,10 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
             },
             _ = tokio::time::sleep_until(deadline) => session.on_timer(&mut out).await,
         };
-        if send_batch(&mut socket, &mut out, write_timeout).await.is_err() {
+        if send_batch(&mut socket, &mut out, write_timeout)
+            .await
+            .is_err()
+        {
             break Close::Drop;
         }
         if let Err(c) = step {
@@ -181,7 +204,8 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
         close_with(&mut socket, d).await;
     }
     if let Some(h) = session.handle() {
-        h.outbox.disconnect(Disconnect::new(3000, "connection closed"));
+        h.outbox
+            .disconnect(Disconnect::new(3000, "connection closed"));
     }
     session.close();
     drop(socket);
@@ -196,7 +220,13 @@ mod tests {
         assert!(origin_allowed(&[], None));
         assert!(!origin_allowed(&[], Some("http://a.com")));
         assert!(origin_allowed(&["*".into()], Some("http://a.com")));
-        assert!(origin_allowed(&["http://*.example.com".into()], Some("http://app.example.com")));
-        assert!(!origin_allowed(&["http://*.example.com".into()], Some("http://evil.com")));
+        assert!(origin_allowed(
+            &["http://*.example.com".into()],
+            Some("http://app.example.com")
+        ));
+        assert!(!origin_allowed(
+            &["http://*.example.com".into()],
+            Some("http://evil.com")
+        ));
     }
 }

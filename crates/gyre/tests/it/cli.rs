@@ -3,18 +3,31 @@
 use std::process::{Command, Output};
 
 fn gyre(args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gyre")).args(args).current_dir(dir).env_remove("RUST_LOG").output().expect("gyre runs")
+    Command::new(env!("CARGO_BIN_EXE_gyre"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("gyre runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn version_and_defaultconfig() {
     let d = tempfile::tempdir().unwrap();
     let o = gyre(&["version"], d.path());
-    assert!(o.status.success() && text(&o).contains("Gyre v"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("Gyre v"),
+        "{}",
+        text(&o)
+    );
     let o = gyre(&["defaultconfig"], d.path());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["client"]["ping_interval"], "25s");
@@ -26,27 +39,71 @@ fn genconfig_then_tokens_round_trip() {
     let d = tempfile::tempdir().unwrap();
     let o = gyre(&["genconfig", "-c", "c.json"], d.path());
     assert!(o.status.success(), "{}", text(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("c.json")).unwrap()).unwrap();
-    assert!(v["client"]["token"]["hmac_secret_key"].as_str().unwrap().len() >= 32);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("c.json")).unwrap()).unwrap();
+    assert!(
+        v["client"]["token"]["hmac_secret_key"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 32
+    );
     assert!(!v["http_api"]["key"].as_str().unwrap().is_empty());
     let again = gyre(&["genconfig", "-c", "c.json"], d.path());
-    assert!(!again.status.success(), "genconfig must refuse to overwrite");
+    assert!(
+        !again.status.success(),
+        "genconfig must refuse to overwrite"
+    );
     let y = gyre(&["genconfig", "-c", "c.yaml"], d.path());
     assert!(y.status.success());
     let o = gyre(&["checkconfig", "-c", "c.yaml"], d.path());
     assert!(o.status.success(), "{}", text(&o));
-    let o = gyre(&["gentoken", "-c", "c.json", "-u", "42", "-t", "3600"], d.path());
-    assert!(text(&o).contains("HMAC SHA-256 JWT for user \"42\" with expiration TTL 1h"), "{}", text(&o));
-    let tok = String::from_utf8_lossy(&o.stdout).lines().last().unwrap().to_string();
+    let o = gyre(
+        &["gentoken", "-c", "c.json", "-u", "42", "-t", "3600"],
+        d.path(),
+    );
+    assert!(
+        text(&o).contains("HMAC SHA-256 JWT for user \"42\" with expiration TTL 1h"),
+        "{}",
+        text(&o)
+    );
+    let tok = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let o = gyre(&["checktoken", "-c", "c.json", &tok], d.path());
-    assert!(o.status.success() && text(&o).contains("\"42\""), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("\"42\""),
+        "{}",
+        text(&o)
+    );
     let o = gyre(&["checktoken", "-c", "c.yaml", &tok], d.path());
     assert!(!o.status.success(), "another secret must not verify");
-    let o = gyre(&["gensubtoken", "-c", "c.json", "-u", "42", "-s", "$chat:x", "-q"], d.path());
+    let o = gyre(
+        &[
+            "gensubtoken",
+            "-c",
+            "c.json",
+            "-u",
+            "42",
+            "-s",
+            "$chat:x",
+            "-q",
+        ],
+        d.path(),
+    );
     let sub = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let o = gyre(&["checksubtoken", "-c", "c.json", &sub], d.path());
-    assert!(o.status.success() && text(&o).contains("$chat:x"), "{}", text(&o));
-    let o = gyre(&["gentoken", "-c", "c.json", "-u", "1", "-t", "-1", "-q"], d.path());
+    assert!(
+        o.status.success() && text(&o).contains("$chat:x"),
+        "{}",
+        text(&o)
+    );
+    let o = gyre(
+        &["gentoken", "-c", "c.json", "-u", "1", "-t", "-1", "-q"],
+        d.path(),
+    );
     assert!(o.status.success());
 }
 
@@ -55,20 +112,44 @@ fn checkconfig_strict_and_bad_values() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("u.json"), r#"{"client":{"tokne":{}}}"#).unwrap();
     let o = gyre(&["checkconfig", "-c", "u.json"], d.path());
-    assert!(o.status.success() && text(&o).contains("client.tokne"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("client.tokne"),
+        "{}",
+        text(&o)
+    );
     let o = gyre(&["checkconfig", "-c", "u.json", "--strict"], d.path());
     assert!(!o.status.success());
-    std::fs::write(d.path().join("b.json"), r#"{"client":{"ping_interval":"soon"}}"#).unwrap();
+    std::fs::write(
+        d.path().join("b.json"),
+        r#"{"client":{"ping_interval":"soon"}}"#,
+    )
+    .unwrap();
     let o = gyre(&["checkconfig", "-c", "b.json"], d.path());
-    assert!(!o.status.success() && text(&o).contains("client.ping_interval"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("client.ping_interval"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(d.path().join("t.toml"), "[http_api]\nkey = 5\n").unwrap();
     let o = gyre(&["checkconfig", "-c", "t.toml"], d.path());
-    assert!(!o.status.success() && text(&o).contains("http_api.key"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("http_api.key"),
+        "{}",
+        text(&o)
+    );
     let o = gyre(&["-c", "missing.json"], d.path());
-    assert!(!o.status.success() && text(&o).contains("missing.json"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("missing.json"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(d.path().join("bad.json"), "{nope").unwrap();
     let o = gyre(&["-c", "bad.json"], d.path());
-    assert!(!o.status.success() && text(&o).contains("cannot parse"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("cannot parse"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -78,7 +159,11 @@ fn server_env_and_flags_then_admin_verbs() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    std::fs::write(d.path().join("config.json"), r#"{"http_api":{"key":"filekey"},"http_server":{"port":1}}"#).unwrap();
+    std::fs::write(
+        d.path().join("config.json"),
+        r#"{"http_api":{"key":"filekey"},"http_server":{"port":1}}"#,
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gyre"))
         .args(["-p", &port.to_string()])
         .current_dir(d.path())
@@ -97,20 +182,95 @@ fn server_env_and_flags_then_admin_verbs() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(up, "server listens on the -p port (flag beats file)");
-    let o = gyre(&["block-user", "42", "--expire-in", "1h", "--reason", "spam", "--api-url", &format!("{url}/api"), "--api-key", "envkey"], d.path());
+    let o = gyre(
+        &[
+            "block-user",
+            "42",
+            "--expire-in",
+            "1h",
+            "--reason",
+            "spam",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "envkey",
+        ],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = gyre(&["block-list", "--api-url", &format!("{url}/api"), "--api-key", "envkey"], d.path());
+    let o = gyre(
+        &[
+            "block-list",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "envkey",
+        ],
+        d.path(),
+    );
     assert!(text(&o).contains("\"spam\""), "{}", text(&o));
-    let o = gyre(&["unblock-user", "42", "--api-url", &format!("{url}/api"), "--api-key", "filekey"], d.path());
-    assert!(!o.status.success() && text(&o).contains("401"), "env beats file: {}", text(&o));
-    let o = gyre(&["revoke-token", "jti-1", "--expire-in", "10m", "--api-url", &format!("{url}/api"), "--api-key", "envkey"], d.path());
+    let o = gyre(
+        &[
+            "unblock-user",
+            "42",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "filekey",
+        ],
+        d.path(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("401"),
+        "env beats file: {}",
+        text(&o)
+    );
+    let o = gyre(
+        &[
+            "revoke-token",
+            "jti-1",
+            "--expire-in",
+            "10m",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "envkey",
+        ],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = gyre(&["invalidate-user-tokens", "42", "--api-url", &format!("{url}/api"), "--api-key", "envkey"], d.path());
+    let o = gyre(
+        &[
+            "invalidate-user-tokens",
+            "42",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "envkey",
+        ],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = gyre(&["connections", "42", "--api-url", &format!("{url}/api"), "--api-key", "envkey"], d.path());
-    assert!(o.status.success() && text(&o).contains("connections"), "{}", text(&o));
+    let o = gyre(
+        &[
+            "connections",
+            "42",
+            "--api-url",
+            &format!("{url}/api"),
+            "--api-key",
+            "envkey",
+        ],
+        d.path(),
+    );
+    assert!(
+        o.status.success() && text(&o).contains("connections"),
+        "{}",
+        text(&o)
+    );
     // SIGTERM: graceful exit with status 0.
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }

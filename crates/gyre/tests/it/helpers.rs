@@ -49,7 +49,12 @@ pub fn token(claims: Value) -> String {
 }
 
 pub fn token_with(claims: Value, secret: &str) -> String {
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 pub struct Ws {
@@ -67,12 +72,20 @@ pub enum Event {
 impl Ws {
     pub async fn connect(server: &Server) -> Ws {
         let url = format!("ws://{}/connection/websocket", server.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connects");
-        Ws { ws, pending: Default::default() }
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        Ws {
+            ws,
+            pending: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_json(&mut self, v: Value) {
@@ -93,13 +106,21 @@ impl Ws {
             };
             match msg {
                 Message::Text(t) => {
-                    assert!(!t.contains("\n\n"), "blank line inside a frame breaks the Python SDK: {t}");
+                    assert!(
+                        !t.contains("\n\n"),
+                        "blank line inside a frame breaks the Python SDK: {t}"
+                    );
                     for line in t.split('\n') {
-                        self.pending.push_back(serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")));
+                        self.pending.push_back(
+                            serde_json::from_str(line)
+                                .unwrap_or_else(|_| panic!("not JSON: {line}")),
+                        );
                     }
                     return Some(Event::Frame(self.pending.pop_front().unwrap()));
                 }
-                Message::Close(Some(f)) => return Some(Event::Close(f.code.into(), f.reason.to_string())),
+                Message::Close(Some(f)) => {
+                    return Some(Event::Close(f.code.into(), f.reason.to_string()));
+                }
                 Message::Close(None) => return Some(Event::Close(1005, String::new())),
                 Message::Binary(_) => panic!("JSON replies must be text frames"),
                 _ => continue,
@@ -132,7 +153,8 @@ impl Ws {
     /// Connects with a token and returns the connect result.
     pub async fn connected(server: &Server, tok: &str) -> (Ws, Value) {
         let mut ws = Ws::connect(server).await;
-        ws.send_json(json!({"id": 1, "connect": {"token": tok}})).await;
+        ws.send_json(json!({"id": 1, "connect": {"token": tok}}))
+            .await;
         let r = ws.recv().await;
         assert_eq!(r["id"], 1, "{r}");
         assert!(r["connect"]["client"].is_string(), "{r}");
@@ -140,7 +162,8 @@ impl Ws {
     }
 
     pub async fn subscribe(&mut self, id: u32, channel: &str) -> Value {
-        self.send_json(json!({"id": id, "subscribe": {"channel": channel}})).await;
+        self.send_json(json!({"id": id, "subscribe": {"channel": channel}}))
+            .await;
         let r = self.recv().await;
         assert_eq!(r["id"], id, "{r}");
         r
@@ -154,12 +177,19 @@ pub struct Api {
 
 impl Api {
     pub fn new(server: &Server) -> Api {
-        Api { base: format!("http://{}/api", server.api_addr()), http: reqwest::Client::new() }
+        Api {
+            base: format!("http://{}/api", server.api_addr()),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// POST /api/<method> with the key; returns (status, body text).
     pub async fn raw(&self, method: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let url = if method.is_empty() { self.base.clone() } else { format!("{}/{method}", self.base) };
+        let url = if method.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{method}", self.base)
+        };
         let mut rb = self.http.post(url).body(body.to_string());
         for (k, v) in headers {
             rb = rb.header(*k, *v);
@@ -169,7 +199,9 @@ impl Api {
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        let (status, body) = self.raw(method, &params.to_string(), &[("X-API-Key", KEY)]).await;
+        let (status, body) = self
+            .raw(method, &params.to_string(), &[("X-API-Key", KEY)])
+            .await;
         assert_eq!(status, 200, "{method}: {body}");
         serde_json::from_str(&body).unwrap()
     }

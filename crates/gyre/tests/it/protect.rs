@@ -6,7 +6,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn legacy(api: &Api, method: &str, params: Value) -> Value {
-    let (st, body) = api.raw("", &json!({"method": method, "params": params}).to_string(), &[("Authorization", "apikey k")]).await;
+    let (st, body) = api
+        .raw(
+            "",
+            &json!({"method": method, "params": params}).to_string(),
+            &[("Authorization", "apikey k")],
+        )
+        .await;
     assert_eq!(st, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -19,37 +25,62 @@ async fn block_disconnects_refuses_and_unblock_restores() {
     let (mut a2, _) = Ws::connected(&s, &token(json!({"sub": "42"}))).await;
     let (mut other, _) = Ws::connected(&s, &token(json!({"sub": "43"}))).await;
     other.subscribe(2, "chat:x").await;
-    assert_eq!(api.call("block_user", json!({"user": "42", "expire_at": now() + 60})).await, json!({"result": {}}));
+    assert_eq!(
+        api.call("block_user", json!({"user": "42", "expire_at": now() + 60}))
+            .await,
+        json!({"result": {}})
+    );
     assert_eq!(a1.expect_close().await, (3503, "blocked".into()));
     assert_eq!(a2.expect_close().await, (3503, "blocked".into()));
     // A later connect is refused right after the JWT is decoded.
     let mut again = Ws::connect(&s).await;
-    again.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "42"}))}})).await;
+    again
+        .send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "42"}))}}))
+        .await;
     assert_eq!(again.expect_close().await, (3503, "blocked".into()));
     // Other users are untouched.
-    Api::new(&s).call("publish", json!({"channel": "chat:x", "data": 1})).await;
+    Api::new(&s)
+        .call("publish", json!({"channel": "chat:x", "data": 1}))
+        .await;
     assert_eq!(other.recv().await["push"]["pub"]["data"], 1);
-    assert_eq!(api.call("unblock_user", json!({"user": "42"})).await, json!({"result": {}}));
+    assert_eq!(
+        api.call("unblock_user", json!({"user": "42"})).await,
+        json!({"result": {}})
+    );
     Ws::connected(&s, &token(json!({"sub": "42"}))).await;
     // Legacy style.
-    assert_eq!(legacy(&api, "block_user", json!({"user": "42"})).await, json!({"result": {}}));
+    assert_eq!(
+        legacy(&api, "block_user", json!({"user": "42"})).await,
+        json!({"result": {}})
+    );
     let st = api.call("user_block_status", json!({"user": "42"})).await;
     assert_eq!(st["result"]["blocked"], true);
-    assert_eq!(legacy(&api, "unblock_user", json!({"user": "42"})).await, json!({"result": {}}));
-    assert_eq!(api.call("user_block_status", json!({"user": "42"})).await["result"]["blocked"], false);
+    assert_eq!(
+        legacy(&api, "unblock_user", json!({"user": "42"})).await,
+        json!({"result": {}})
+    );
+    assert_eq!(
+        api.call("user_block_status", json!({"user": "42"})).await["result"]["blocked"],
+        false
+    );
 }
 
 #[tokio::test]
 async fn block_expires_by_itself() {
     let s = server(json!({})).await;
     let api = Api::new(&s);
-    api.call("block_user", json!({"user": "7", "expire_at": now() + 1})).await;
+    api.call("block_user", json!({"user": "7", "expire_at": now() + 1}))
+        .await;
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "7"}))}})).await;
+    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "7"}))}}))
+        .await;
     assert_eq!(ws.expect_close().await.0, 3503);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     Ws::connected(&s, &token(json!({"sub": "7"}))).await;
-    assert_eq!(api.call("block_list", json!({})).await["result"]["blocks"], json!([]));
+    assert_eq!(
+        api.call("block_list", json!({})).await["result"]["blocks"],
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -67,13 +98,19 @@ async fn bad_params_are_107() {
         ("revoke_token", json!({"uid": ""})),
         ("revoke_token", json!({"uid": "a", "expire_at": 1})),
         ("invalidate_user_tokens", json!({})),
-        ("invalidate_user_tokens", json!({"user": "1", "issued_before": "x"})),
+        (
+            "invalidate_user_tokens",
+            json!({"user": "1", "issued_before": "x"}),
+        ),
         ("connections", json!({})),
     ] {
         assert_eq!(api.call(m, p.clone()).await, bad, "{m} {p}");
     }
     // Calls for users or tokens not in the set are not errors.
-    assert_eq!(api.call("unblock_user", json!({"user": "never"})).await, json!({"result": {}}));
+    assert_eq!(
+        api.call("unblock_user", json!({"user": "never"})).await,
+        json!({"result": {}})
+    );
 }
 
 #[tokio::test]
@@ -86,19 +123,35 @@ async fn revoke_token_by_jti() {
     let conns = api.call("connections", json!({"user": "42"})).await;
     let all = conns["result"]["connections"].as_object().unwrap();
     assert_eq!(all.len(), 2);
-    assert!(all.values().any(|c| c["state"]["connection_token"]["uid"] == "t1"));
-    assert!(all.values().all(|c| c["transport"] == "websocket" && c["protocol"] == "json"));
-    api.call("revoke_token", json!({"uid": "t1", "expire_at": now() + 600, "reason": "leaked"})).await;
+    assert!(
+        all.values()
+            .any(|c| c["state"]["connection_token"]["uid"] == "t1")
+    );
+    assert!(
+        all.values()
+            .all(|c| c["transport"] == "websocket" && c["protocol"] == "json")
+    );
+    api.call(
+        "revoke_token",
+        json!({"uid": "t1", "expire_at": now() + 600, "reason": "leaked"}),
+    )
+    .await;
     assert_eq!(ws1.expect_close().await, (3014, "state invalidated".into()));
     // t2 lives on.
-    ws2.send_json(json!({"id": 2, "subscribe": {"channel": "chat:a"}})).await;
+    ws2.send_json(json!({"id": 2, "subscribe": {"channel": "chat:a"}}))
+        .await;
     assert_eq!(ws2.recv().await, json!({"id": 2, "subscribe": {}}));
     // Reconnect with t1: 109.
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"token": t1}})).await;
-    assert_eq!(ws.recv().await, json!({"id": 1, "error": {"code": 109, "message": "token expired"}}));
+    ws.send_json(json!({"id": 1, "connect": {"token": t1}}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"id": 1, "error": {"code": 109, "message": "token expired"}})
+    );
     // Refresh to a revoked token: 109 as well.
-    ws2.send_json(json!({"id": 3, "refresh": {"token": token(json!({"sub": "42", "jti": "t1"}))}})).await;
+    ws2.send_json(json!({"id": 3, "refresh": {"token": token(json!({"sub": "42", "jti": "t1"}))}}))
+        .await;
     assert_eq!(ws2.recv().await["error"]["code"], 109);
     let listed = api.call("revoked_tokens", json!({})).await;
     assert_eq!(listed["result"]["tokens"][0]["uid"], "t1");
@@ -114,21 +167,35 @@ async fn invalidate_user_tokens_by_iat() {
     let (mut newer, _) = Ws::connected(&s, &token(json!({"sub": "42", "iat": t + 1}))).await;
     let (mut no_iat, _) = Ws::connected(&s, &token(json!({"sub": "42"}))).await;
     let (mut other, _) = Ws::connected(&s, &token(json!({"sub": "43", "iat": t}))).await;
-    api.call("invalidate_user_tokens", json!({"user": "42", "issued_before": t + 1})).await;
+    api.call(
+        "invalidate_user_tokens",
+        json!({"user": "42", "issued_before": t + 1}),
+    )
+    .await;
     assert_eq!(old.expect_close().await.0, 3014);
     for ws in [&mut newer, &mut no_iat, &mut other] {
-        ws.send_json(json!({"id": 9, "subscribe": {"channel": "chat:z"}})).await;
+        ws.send_json(json!({"id": 9, "subscribe": {"channel": "chat:z"}}))
+            .await;
         assert_eq!(ws.recv().await, json!({"id": 9, "subscribe": {}}));
     }
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "42", "iat": t}))}})).await;
+    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "42", "iat": t}))}}))
+        .await;
     assert_eq!(ws.recv().await["error"]["code"], 109);
     Ws::connected(&s, &token(json!({"sub": "42", "iat": t + 1}))).await;
     // Default issued_before is now.
-    api.call("invalidate_user_tokens", json!({"user": "42"})).await;
+    api.call("invalidate_user_tokens", json!({"user": "42"}))
+        .await;
     assert_eq!(newer.expect_close().await.0, 3014);
-    let inv = api.call("user_tokens_invalidations", json!({"user": "42"})).await;
-    assert!(inv["result"]["invalidations"][0]["issued_before"].as_i64().unwrap() >= now() - 2);
+    let inv = api
+        .call("user_tokens_invalidations", json!({"user": "42"}))
+        .await;
+    assert!(
+        inv["result"]["invalidations"][0]["issued_before"]
+            .as_i64()
+            .unwrap()
+            >= now() - 2
+    );
 }
 
 #[tokio::test]
@@ -137,17 +204,23 @@ async fn subscription_tokens_are_checked_too() {
     let api = Api::new(&s);
     let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "42"}))).await;
     let st = token(json!({"sub": "42", "channel": "$chat:s", "jti": "s1"}));
-    ws.send_json(json!({"id": 2, "subscribe": {"channel": "$chat:s", "token": st}})).await;
+    ws.send_json(json!({"id": 2, "subscribe": {"channel": "$chat:s", "token": st}}))
+        .await;
     assert_eq!(ws.recv().await, json!({"id": 2, "subscribe": {}}));
     api.call("revoke_token", json!({"uid": "s1"})).await;
-    assert_eq!(ws.recv().await, json!({"push": {"channel": "$chat:s", "unsubscribe": {"code": 2502, "reason": "state invalidated"}}}));
-    ws.send_json(json!({"id": 3, "subscribe": {"channel": "$chat:s", "token": st}})).await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"push": {"channel": "$chat:s", "unsubscribe": {"code": 2502, "reason": "state invalidated"}}})
+    );
+    ws.send_json(json!({"id": 3, "subscribe": {"channel": "$chat:s", "token": st}}))
+        .await;
     assert_eq!(ws.recv().await["error"]["code"], 109);
 }
 
 #[tokio::test]
 async fn configurable_codes() {
-    let s = server(json!({"user_block": {"disconnect_code": 4503, "disconnect_reason": "banned"}})).await;
+    let s = server(json!({"user_block": {"disconnect_code": 4503, "disconnect_reason": "banned"}}))
+        .await;
     let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
     Api::new(&s).call("block_user", json!({"user": "1"})).await;
     assert_eq!(ws.expect_close().await, (4503, "banned".into()));

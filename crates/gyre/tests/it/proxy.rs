@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 /// A backend that answers connect with whatever the request's data asks for
 /// and records the requests.
-async fn backend() -> (String, Arc<parking_lot::Mutex<Vec<(Value, Option<String>)>>>) {
+async fn backend() -> (
+    String,
+    Arc<parking_lot::Mutex<Vec<(Value, Option<String>)>>>,
+) {
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let app = Router::new()
@@ -38,7 +41,8 @@ async fn connect_proxy_answers_and_block_after_proxy() {
     let (url, seen) = backend().await;
     let s = server(json!({"client": {"proxy": {"connect": {"enabled": true, "endpoint": url, "timeout": "1s", "http": {"static_headers": {"x-app": "gyre"}}}}}})).await;
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}, "name": "test"}})).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}, "name": "test"}}))
+        .await;
     let r = ws.recv().await;
     assert_eq!(r["connect"]["data"], json!({"welcome": true}), "{r}");
     let (body, hdr) = seen.lock()[0].clone();
@@ -48,32 +52,48 @@ async fn connect_proxy_answers_and_block_after_proxy() {
     assert!(body["client"].is_string());
     assert_eq!(hdr.as_deref(), Some("gyre"));
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "error"}}})).await;
-    assert_eq!(ws.recv().await, json!({"id": 1, "error": {"code": 1000, "message": "custom"}}));
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "error"}}}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"id": 1, "error": {"code": 1000, "message": "custom"}})
+    );
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "disconnect"}}})).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "disconnect"}}}))
+        .await;
     assert_eq!(ws.expect_close().await, (4501, "go away".into()));
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "500"}}})).await;
-    assert_eq!(ws.recv().await, json!({"id": 1, "error": {"code": 100, "message": "internal server error", "temporary": true}}));
+    ws.send_json(json!({"id": 1, "connect": {"data": {"mode": "500"}}}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"id": 1, "error": {"code": 100, "message": "internal server error", "temporary": true}})
+    );
     // Block: checked right after the proxy gave the user id.
     Api::new(&s).call("block_user", json!({"user": "p1"})).await;
     let mut ws = Ws::connect(&s).await;
-    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}}})).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p1"}}}))
+        .await;
     assert_eq!(ws.expect_close().await.0, 3503);
 }
 
 #[tokio::test]
 async fn proxy_timeout_is_a_temporary_error() {
-    let app = Router::new().route("/slow", post(|| async {
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        "{}"
-    }));
+    let app = Router::new().route(
+        "/slow",
+        post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            "{}"
+        }),
+    );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     let s = server(json!({"client": {"proxy": {"connect": {"enabled": true, "endpoint": format!("http://{addr}/slow"), "timeout": "200ms"}}}})).await;
     let mut ws = Ws::connect(&s).await;
     ws.send_json(json!({"id": 1, "connect": {}})).await;
-    assert_eq!(ws.recv().await["error"], json!({"code": 100, "message": "internal server error", "temporary": true}));
+    assert_eq!(
+        ws.recv().await["error"],
+        json!({"code": 100, "message": "internal server error", "temporary": true})
+    );
 }

@@ -1,0 +1,187 @@
+//! Latency histograms and process figures read from `/proc` (CPU time,
+//! resident memory, open-files limit).
+
+use crate::report::Report;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+
+/// Linux `USER_HZ`: the unit of the CPU times in `/proc/*/stat` (100 on every
+/// mainstream architecture).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// A latency histogram in microseconds (1 µs to 1 h, 3 significant digits).
+#[derive(Debug, Clone)]
+pub(crate) struct Latency(Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latency {
+    /// Records one duration.
+    pub(crate) fn record(&mut self, d: Duration) {
+        self.record_us(d.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Records one value in microseconds (clamped into range).
+    pub(crate) fn record_us(&mut self, us: u64) {
+        self.0.saturating_record(us.max(1));
+    }
+
+    /// Adds all values of `other`.
+    pub(crate) fn merge(&mut self, other: &Latency) {
+        // Same bounds on both sides, so this cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    /// Number of recorded values.
+    pub(crate) fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Adds `<prefix>_p50_ms`, `_p99_ms`, `_max_ms` (and `_p999_ms` when
+    /// `with_p999`) to the report; nothing when empty.
+    pub(crate) fn report(&self, r: &mut Report, prefix: &str, with_p999: bool) {
+        if self.0.is_empty() {
+            r.str(&format!("{prefix}_ms"), "no samples");
+            return;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        r.float(&format!("{prefix}_p50_ms"), ms(self.0.value_at_quantile(0.50)));
+        r.float(&format!("{prefix}_p99_ms"), ms(self.0.value_at_quantile(0.99)));
+        if with_p999 {
+            r.float(&format!("{prefix}_p999_ms"), ms(self.0.value_at_quantile(0.999)));
+        }
+        r.float(&format!("{prefix}_max_ms"), ms(self.0.max()));
+    }
+}
+
+/// Numeric fields of `/proc/<pid>/stat` after `(comm)` and `state`: index 0 is field 4 (`ppid`).
+fn stat_fields(pid: &str) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect())
+}
+
+/// User + system CPU seconds of a process (`pid` or `"self"`), including its
+/// waited-for children when `with_children`.
+pub(crate) fn cpu_secs(pid: &str, with_children: bool) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    // Fields 14..=17 (utime, stime, cutime, cstime) are indexes 10..=13.
+    let mut ticks = f.get(10)? + f.get(11)?;
+    if with_children {
+        ticks += f.get(12)? + f.get(13)?;
+    }
+    Some(ticks as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// `VmRSS` of a process in KiB.
+pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Soft open-files limit of a process.
+pub(crate) fn open_files_limit(pid: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Fails early when `sockets` would not fit under this process's open-files limit.
+pub(crate) fn check_fd_budget(sockets: u64) -> anyhow::Result<()> {
+    const RESERVE: u64 = 64;
+    if let Some(limit) = open_files_limit("self")
+        && sockets + RESERVE > limit
+    {
+        anyhow::bail!(
+            "{sockets} sockets do not fit the open-files limit of {limit} per process \
+             (use `idle --procs`, `connect --close-each` or fewer connections)"
+        );
+    }
+    Ok(())
+}
+
+/// Warns when the server cannot hold `sockets` connections under its open-files limit.
+pub(crate) fn warn_server_fd_budget(server_pid: Option<u32>, sockets: u64) {
+    if let Some(limit) = server_pid.and_then(|p| open_files_limit(&p.to_string()))
+        && sockets + 16 > limit
+    {
+        eprintln!("warning: the server's open-files limit is {limit}; {sockets} connections will not fit");
+    }
+}
+
+/// CPU time of this process and of the server over a measured window.
+pub(crate) struct CpuWindow {
+    started: Instant,
+    client: f64,
+    server_pid: Option<String>,
+    server: Option<f64>,
+}
+
+impl CpuWindow {
+    /// Starts a window now. The client figure includes waited-for children.
+    pub(crate) fn start(server_pid: Option<u32>) -> CpuWindow {
+        let server_pid = server_pid.map(|p| p.to_string());
+        CpuWindow {
+            started: Instant::now(),
+            client: cpu_secs("self", true).unwrap_or(0.0),
+            server: server_pid.as_deref().and_then(|p| cpu_secs(p, false)),
+            server_pid,
+        }
+    }
+
+    /// Seconds since the window started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Ends the window; adds `<prefix>wall_s`, client and server CPU seconds and
+    /// their share of one core (`*_cpu_pct`). `extra_client` adds CPU spent in
+    /// processes this one has not waited for (still-running workers).
+    pub(crate) fn finish(&self, r: &mut Report, prefix: &str, extra_client: f64) {
+        let wall = self.elapsed().as_secs_f64().max(1e-9);
+        let client = cpu_secs("self", true).unwrap_or(0.0) - self.client + extra_client;
+        r.float(&format!("{prefix}wall_s"), wall);
+        r.float(&format!("{prefix}client_cpu_s"), client);
+        r.float(&format!("{prefix}client_cpu_pct"), 100.0 * client / wall);
+        let server = match (&self.server_pid, self.server) {
+            (Some(pid), Some(before)) => cpu_secs(pid, false).map(|now| now - before),
+            _ => None,
+        };
+        match server {
+            Some(s) => {
+                r.float(&format!("{prefix}server_cpu_s"), s);
+                r.float(&format!("{prefix}server_cpu_pct"), 100.0 * s / wall);
+            }
+            None => r.str(&format!("{prefix}server_cpu_s"), "n/a (no --server-pid)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_proc_figures() {
+        assert!(cpu_secs("self", true).is_some());
+        assert!(rss_kib("self").unwrap() > 0);
+        assert!(open_files_limit("self").unwrap() > 0);
+    }
+
+    #[test]
+    fn histogram_quantiles() {
+        let mut h = Latency::default();
+        for us in 1..=1000 {
+            h.record_us(us);
+        }
+        let mut r = Report::new("t");
+        h.report(&mut r, "x", false);
+        assert_eq!(h.count(), 1000);
+        assert!(r.to_json().contains("\"x_p50_ms\":0.5"));
+    }
+}

@@ -1,0 +1,279 @@
+// Shared helpers for the Node scenarios (centrifuge-js 5.8.0 + ws 8.23.0 on
+// Node 20, cent.js 6.1.0). Every scenario calls run(name, timeoutMs, fn): it
+// prints OK and exits 0 when fn resolves, or prints the failure, the event
+// log and the captured WebSocket frames and exits 1 (also on timeout).
+'use strict';
+
+const crypto = require('crypto');
+const util = require('util');
+const WebSocket = require('ws');
+const { Centrifuge } = require('centrifuge');
+const { CentClient } = require('cent.js');
+
+const WS_URL = process.env.SDK_WS_URL || 'ws://127.0.0.1:8000/connection/websocket';
+const API_URL = process.env.SDK_API_URL || 'http://127.0.0.1:8000/api';
+const API_KEY = process.env.SDK_API_KEY || 'api-key';
+const SECRET = process.env.SDK_HMAC_SECRET || 'secret';
+const NS = process.env.SDK_NS || 'sdk';
+const EXPECTED_VERSION = process.env.SDK_SERVER_VERSION || '0.1.0 Gyre';
+
+const started = Date.now();
+const events = [];
+const frames = [];
+let connSeq = 0;
+
+function stamp() {
+  return ((Date.now() - started) / 1000).toFixed(3).padStart(7);
+}
+
+function fmt(args) {
+  return args.map((a) => (typeof a === 'string' ? a : util.inspect(a, { depth: 6, breakLength: 200 }))).join(' ');
+}
+
+// Event log: printed on failure (and always when SDK_VERBOSE=1).
+function log(...args) {
+  const line = `${stamp()} ${fmt(args)}`;
+  events.push(line);
+  if (process.env.SDK_VERBOSE === '1') console.log(line);
+}
+
+const frameListeners = [];
+
+// cb(connId, dir, text) for every frame ('<' received, '>' sent).
+function onFrame(cb) {
+  frameListeners.push(cb);
+  return () => frameListeners.splice(frameListeners.indexOf(cb), 1);
+}
+
+function trace(conn, dir, text) {
+  const t = String(text);
+  for (const cb of frameListeners.slice()) {
+    try {
+      cb(conn, dir, t);
+    } catch (e) {
+      log('frame listener error', e);
+    }
+  }
+  frames.push(`${stamp()} ws#${conn} ${dir} ${t.length > 600 ? t.slice(0, 600) + '…' : t}`);
+  if (frames.length > 400) frames.shift();
+}
+
+// The `ws` constructor with every frame recorded, so that a failure shows
+// what the server actually sent.
+class TracingWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    const n = ++connSeq;
+    this._traceId = n;
+    trace(n, '--', `open ${args[0]}`);
+    this.on('message', (data, isBinary) => trace(n, isBinary ? '<bin' : '<', isBinary ? data.toString('hex') : data.toString()));
+    this.on('close', (code, reason) => trace(n, '--', `closed code=${code} reason=${JSON.stringify(reason.toString())}`));
+    this.on('error', (err) => trace(n, '--', `error ${err.message}`));
+  }
+
+  send(data, ...rest) {
+    trace(this._traceId, '>', Buffer.isBuffer(data) ? data.toString() : data);
+    return super.send(data, ...rest);
+  }
+}
+
+function b64url(buf) {
+  return Buffer.from(buf).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+function hs256Jwt(claims, secret = SECRET) {
+  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64url(JSON.stringify(claims));
+  const sig = b64url(crypto.createHmac('sha256', secret).update(header + '.' + payload).digest());
+  return header + '.' + payload + '.' + sig;
+}
+
+function now() {
+  return Math.floor(Date.now() / 1000);
+}
+
+function rand(n = 6) {
+  return crypto.randomBytes(n).toString('hex');
+}
+
+// Connection JWT: {sub, iat, exp, jti} plus any overrides (null removes a claim).
+function connToken(user, extra = {}) {
+  const claims = { sub: user, iat: now(), exp: now() + 3600, jti: 'jti-' + rand(), ...extra };
+  for (const k of Object.keys(claims)) if (claims[k] === null) delete claims[k];
+  return { token: hs256Jwt(claims), claims };
+}
+
+function channel(prefix) {
+  return `${NS}:${prefix}-${rand(4)}`;
+}
+
+function newClient(opts = {}) {
+  const c = new Centrifuge(WS_URL, { websocket: TracingWebSocket, timeout: 5000, ...opts });
+  const name = opts.name || 'js';
+  c.on('connecting', (ctx) => log(`[${name}] connecting`, ctx.code, ctx.reason));
+  c.on('connected', (ctx) => log(`[${name}] connected client=${ctx.client} transport=${ctx.transport}`));
+  c.on('disconnected', (ctx) => log(`[${name}] disconnected`, ctx.code, ctx.reason));
+  c.on('error', (ctx) => log(`[${name}] error`, ctx.type, ctx.error && (ctx.error.message || ctx.error)));
+  return c;
+}
+
+function traceSub(sub, name = 'sub') {
+  sub.on('subscribing', (ctx) => log(`[${name}] subscribing ${sub.channel}`, ctx.code, ctx.reason));
+  sub.on('subscribed', (ctx) => log(`[${name}] subscribed`, ctx));
+  sub.on('unsubscribed', (ctx) => log(`[${name}] unsubscribed`, ctx.code, ctx.reason));
+  sub.on('error', (ctx) => log(`[${name}] sub error`, ctx.type, ctx.error));
+  sub.on('publication', (ctx) => log(`[${name}] publication offset=${ctx.offset}`, ctx.data));
+  return sub;
+}
+
+function cent() {
+  return new CentClient({ url: API_URL, apiKey: API_KEY });
+}
+
+// Plain HTTP call to the server API: returns the parsed JSON body.
+async function api(method, body) {
+  const res = await fetch(`${API_URL}/${method}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-API-Key': API_KEY },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  log(`api ${method} ${JSON.stringify(body)} -> ${res.status} ${text}`);
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`api ${method}: HTTP ${res.status}, body is not JSON: ${JSON.stringify(text)}`);
+  }
+  if (res.status !== 200) throw new Error(`api ${method}: HTTP ${res.status} ${text}`);
+  return parsed;
+}
+
+async function apiResult(method, body) {
+  const r = await api(method, body);
+  if (r.error) throw new Error(`api ${method} error ${JSON.stringify(r.error)}`);
+  return r.result;
+}
+
+class AssertionError extends Error {}
+
+function assert(cond, msg) {
+  if (!cond) throw new AssertionError(msg);
+}
+
+// Structural equality (object key order does not matter).
+function assertEq(actual, expected, msg) {
+  if (!util.isDeepStrictEqual(actual, expected)) {
+    throw new AssertionError(`${msg}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Resolves with the first `event` args of `emitter` accepted by `pred`.
+function once(emitter, event, { timeout = 5000, pred = () => true, what } = {}) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      emitter.removeListener(event, h);
+      reject(new AssertionError(`timeout (${timeout} ms) waiting for ${what || event}`));
+    }, timeout);
+    function h(ctx) {
+      let ok;
+      try {
+        ok = pred(ctx);
+      } catch (e) {
+        ok = false;
+      }
+      if (!ok) return;
+      clearTimeout(t);
+      emitter.removeListener(event, h);
+      resolve(ctx);
+    }
+    emitter.on(event, h);
+  });
+}
+
+// Polls `fn` until it returns a truthy value.
+async function waitUntil(fn, { timeout = 5000, interval = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new AssertionError(`timeout (${timeout} ms) waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+function dumpAndExit(name, err) {
+  console.log(`FAIL ${name}: ${err && err.stack ? err.stack : fmt([err])}`);
+  if (process.env.SDK_VERBOSE !== '1') {
+    console.log('--- event log');
+    for (const l of events) console.log(l);
+  }
+  console.log('--- websocket frames (> client to server, < server to client)');
+  for (const l of frames) console.log(l);
+  process.exit(1);
+}
+
+const clients = [];
+
+function track(c) {
+  clients.push(c);
+  return c;
+}
+
+function run(name, timeoutMs, fn) {
+  const deadline = setTimeout(() => dumpAndExit(name, new Error(`scenario timeout after ${timeoutMs} ms`)), timeoutMs);
+  process.on('unhandledRejection', (e) => dumpAndExit(name, e));
+  Promise.resolve()
+    .then(fn)
+    .then(() => {
+      clearTimeout(deadline);
+      for (const c of clients) {
+        try {
+          c.disconnect();
+        } catch (e) {
+          /* ignore */
+        }
+      }
+      if (process.env.SDK_VERBOSE === '1') {
+        for (const l of frames) console.log(l);
+      }
+      console.log(`OK ${name}`);
+      process.exit(0);
+    })
+    .catch((e) => dumpAndExit(name, e));
+}
+
+module.exports = {
+  WS_URL,
+  API_URL,
+  API_KEY,
+  SECRET,
+  NS,
+  EXPECTED_VERSION,
+  WebSocket,
+  TracingWebSocket,
+  Centrifuge,
+  hs256Jwt,
+  connToken,
+  now,
+  rand,
+  channel,
+  newClient,
+  traceSub,
+  cent,
+  api,
+  apiResult,
+  assert,
+  assertEq,
+  sleep,
+  once,
+  waitUntil,
+  log,
+  onFrame,
+  track,
+  run,
+};
