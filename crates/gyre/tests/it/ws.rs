@@ -9,10 +9,7 @@ use std::time::Duration;
 async fn case1_connect_without_exp() {
     let s = server(json!({})).await;
     let (_ws, c) = Ws::connected(&s, &token(json!({"sub": "42"}))).await;
-    assert_eq!(
-        uuid::Uuid::parse_str(c["client"].as_str().unwrap()).is_ok(),
-        true
-    );
+    assert!(uuid::Uuid::parse_str(c["client"].as_str().unwrap()).is_ok());
     assert!(c["version"].is_string());
     assert_eq!(c["ping"], 25);
     assert_eq!(c["pong"], true);
@@ -181,7 +178,7 @@ async fn case9_api_publish_reaches_subscriber_and_client_publish_echoes() {
     // A client publication is delivered to the publisher itself, with its info.
     ws.send_json(json!({"id": 3, "publish": {"channel": "chat:a", "data": {"n": 2}}}))
         .await;
-    let mut got = vec![ws.recv().await, ws.recv().await];
+    let mut got = [ws.recv().await, ws.recv().await];
     got.sort_by_key(|v| v.get("id").is_none());
     assert_eq!(got[0], json!({"id": 3, "publish": {}}));
     assert_eq!(got[1]["push"]["pub"]["data"], json!({"n": 2}));
