@@ -139,23 +139,48 @@ impl CpuWindow {
         self.started.elapsed()
     }
 
-    /// Ends the window; adds `<prefix>wall_s`, client and server CPU seconds and
-    /// their share of one core (`*_cpu_pct`). `extra_client` adds CPU spent in
-    /// processes this one has not waited for (still-running workers).
-    pub(crate) fn finish(&self, r: &mut Report, prefix: &str, extra_client: f64) {
-        let wall = self.elapsed().as_secs_f64().max(1e-9);
-        let client = cpu_secs("self", true).unwrap_or(0.0) - self.client + extra_client;
-        r.float(&format!("{prefix}wall_s"), wall);
-        r.float(&format!("{prefix}client_cpu_s"), client);
-        r.float(&format!("{prefix}client_cpu_pct"), 100.0 * client / wall);
+    /// Takes the window's figures now.
+    pub(crate) fn sample(&self) -> CpuSample {
         let server = match (&self.server_pid, self.server) {
             (Some(pid), Some(before)) => cpu_secs(pid, false).map(|now| now - before),
             _ => None,
         };
-        match server {
+        CpuSample {
+            wall: self.elapsed().as_secs_f64().max(1e-9),
+            client: cpu_secs("self", true).unwrap_or(0.0) - self.client,
+            server,
+        }
+    }
+
+    /// Ends the window now and adds its figures (see [`CpuSample::report`]).
+    pub(crate) fn finish(&self, r: &mut Report, prefix: &str) {
+        self.sample().report(r, prefix, 0.0);
+    }
+}
+
+/// Wall and CPU seconds of a finished window.
+pub(crate) struct CpuSample {
+    /// Wall-clock seconds.
+    pub(crate) wall: f64,
+    /// CPU seconds of this process and its waited-for children.
+    pub(crate) client: f64,
+    /// CPU seconds of the server, when its pid is known.
+    pub(crate) server: Option<f64>,
+}
+
+impl CpuSample {
+    /// Adds `<prefix>wall_s`, client and server CPU seconds and their share of
+    /// one core (`*_cpu_pct`). `extra_client` is CPU spent by client processes
+    /// this one has not waited for (running workers).
+    pub(crate) fn report(&self, r: &mut Report, prefix: &str, extra_client: f64) {
+        let client = self.client + extra_client;
+        r.float(&format!("{prefix}wall_s"), self.wall);
+        r.float(&format!("{prefix}client_cpu_s"), client);
+        r.float(&format!("{prefix}client_cpu_pct"), 100.0 * client / self.wall);
+        match self.server {
             Some(s) => {
                 r.float(&format!("{prefix}server_cpu_s"), s);
-                r.float(&format!("{prefix}server_cpu_pct"), 100.0 * s / wall);
+                r.float(&format!("{prefix}server_cpu_pct"), 100.0 * s / self.wall);
             }
             None => r.str(&format!("{prefix}server_cpu_s"), "n/a (no --server-pid)"),
         }

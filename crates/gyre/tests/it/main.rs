@@ -2,6 +2,7 @@
 //! 127.0.0.1, real sockets, whole-frame expectations.
 
 mod api;
+mod auth;
 mod cli;
 mod config_file;
 mod helpers;
