@@ -291,3 +291,8 @@ def run(name: str, timeout_s: float, main: Callable[[], Awaitable[None]]) -> Non
             print(line)
     print(f"OK {name}")
     sys.exit(0)
+
+
+async def sleep_quiet(seconds: float) -> None:
+    """Lets pending events arrive (used before checking "exactly once")."""
+    await asyncio.sleep(seconds)

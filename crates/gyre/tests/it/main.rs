@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod cli;
 mod config_file;
+mod fuzz;
 mod helpers;
 mod protect;
 mod proxy;

@@ -97,3 +97,46 @@ async fn proxy_timeout_is_a_temporary_error() {
         json!({"code": 100, "message": "internal server error", "temporary": true})
     );
 }
+
+#[tokio::test]
+async fn refresh_proxy_extends_or_expires() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let app = Router::new()
+        .route(
+            "/connect",
+            post(|| async { Json(json!({"result": {"user": "r1", "expire_at": now() + 1}})) }),
+        )
+        .route(
+            "/refresh",
+            post(move |Json(body): Json<Value>| {
+                let n = c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    assert_eq!(body["user"], "r1");
+                    // First call extends by a second, the second call expires the connection.
+                    if n == 0 {
+                        Json(json!({"result": {"expire_at": now() + 1}}))
+                    } else {
+                        Json(json!({"result": {"expired": true}}))
+                    }
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let s = server(json!({"client": {"proxy": {
+        "connect": {"enabled": true, "endpoint": format!("http://{addr}/connect")},
+        "refresh": {"enabled": true, "endpoint": format!("http://{addr}/refresh")}
+    }}}))
+    .await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {}})).await;
+    let r = ws.recv().await;
+    assert!(
+        r["connect"].get("expires").is_none(),
+        "with a refresh proxy the client does not refresh: {r}"
+    );
+    assert_eq!(ws.expect_close().await, (3005, "connection expired".into()));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

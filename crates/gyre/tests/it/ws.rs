@@ -481,3 +481,25 @@ async fn graceful_shutdown_closes_clients_with_3001() {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+#[tokio::test]
+async fn stale_slow_and_node_connection_limit() {
+    let s = server(json!({"client": {"stale_close_delay": "1s", "queue_max_size": 200, "connection_limit": 1}})).await;
+    let mut idle = Ws::connect(&s).await;
+    assert_eq!(idle.expect_close().await, (3502, "stale".into()));
+    let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
+    ws.subscribe(2, "chat:a").await;
+    let mut second = Ws::connect(&s).await;
+    second
+        .send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "2"}))}}))
+        .await;
+    assert_eq!(second.expect_close().await.0, 3504);
+    // A publication bigger than the client's queue budget: 3008 slow.
+    Api::new(&s)
+        .call(
+            "publish",
+            json!({"channel": "chat:a", "data": {"blob": "x".repeat(400)}}),
+        )
+        .await;
+    assert_eq!(ws.expect_close().await, (3008, "slow".into()));
+}

@@ -1,0 +1,74 @@
+"""centrifuge-python: recovery. Publications made through the server API while
+the client is offline arrive after reconnect, in order and exactly once, and
+the subscribed event reports was_recovering/recovered. Both after a client
+disconnect()/connect() and after a server disconnect with a reconnect code."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+import common as c  # noqa: E402
+
+
+async def main() -> None:
+    from cent import Disconnect, DisconnectRequest, PublishRequest
+    from centrifuge import ClientState
+
+    user = "py-rec-" + c.rand(3)
+    ch = c.channel("pyrecovery")
+    token, _ = c.conn_token(user)
+    client = c.new_client("rec", token=token, min_reconnect_delay=0.1, max_reconnect_delay=0.5)
+    ev = client._sdk_events
+    sev = c.SubEvents("sub")
+    sub = client.new_subscription(ch, events=sev)
+    api = c.cent_client()
+    try:
+        await client.connect()
+        await sub.subscribe()
+        await sub.ready(timeout=5)
+        s1 = sev.kinds("subscribed")[0]
+        c.check(s1.recoverable, "recoverable")
+        epoch = s1.stream_position.epoch
+
+        await c.call(api.publish, PublishRequest(channel=ch, data={"n": 1}))
+        await c.wait_until(lambda: len(sev.datas()) == 1, what="publication 1")
+
+        # 1. client-side disconnect, publish while offline, connect again
+        await client.disconnect()
+        c.check_eq(client.state, ClientState.DISCONNECTED, "client state after disconnect()")
+        for n in (2, 3, 4):
+            r = await c.call(api.publish, PublishRequest(channel=ch, data={"n": n}))
+            c.check_eq(r.offset, n, f"offset of offline publication {n}")
+        await client.connect()
+        await client.ready(timeout=5)
+        await c.wait_until(lambda: len(sev.kinds("subscribed")) == 2, what="resubscribed after reconnect")
+        s2 = sev.kinds("subscribed")[1]
+        c.log("resubscribed ctx", s2)
+        c.check_eq((s2.was_recovering, s2.recovered), (True, True), "was_recovering/recovered after reconnect")
+        c.check_eq((s2.stream_position.offset, s2.stream_position.epoch), (4, epoch), "position after recovery")
+        await c.wait_until(lambda: len(sev.datas()) >= 4, what="recovered publications")
+        await c.sleep_quiet(0.2)
+        c.check_eq([d["n"] for d in sev.datas()], [1, 2, 3, 4], "publications in order, exactly once")
+        c.check_eq([x.pub.offset for x in sev.kinds("publication")], [1, 2, 3, 4], "publication offsets")
+
+        # 2. server disconnect with a reconnect code: the SDK reconnects and recovers
+        await c.call(api.disconnect, DisconnectRequest(user=user, disconnect=Disconnect(code=4001, reason="go away")))
+        await c.wait_until(lambda: any(x.code == 4001 for x in ev.kinds("connecting")), what="connecting 4001")
+        cx = [x for x in ev.kinds("connecting") if x.code == 4001][0]
+        c.check_eq(cx.reason, "go away", "connecting reason from the close frame")
+        await c.call(api.publish, PublishRequest(channel=ch, data={"n": 5}))
+        await c.wait_until(lambda: len(sev.kinds("subscribed")) == 3, what="resubscribed after server disconnect")
+        s3 = sev.kinds("subscribed")[2]
+        c.check_eq((s3.was_recovering, s3.recovered), (True, True), "recovered after server disconnect")
+        await c.call(api.publish, PublishRequest(channel=ch, data={"n": 6}))
+        await c.wait_until(lambda: len(sev.datas()) >= 6, what="publications 5 and 6")
+        await c.sleep_quiet(0.2)
+        c.check_eq([d["n"] for d in sev.datas()], [1, 2, 3, 4, 5, 6], "all publications exactly once")
+        c.check_eq(ev.kinds("disconnected")[1:], [], "no terminal disconnect")
+    finally:
+        api.close()
+        await client.disconnect()
+
+
+c.run("py_recovery", 25, main)
