@@ -111,7 +111,8 @@ API_KEY="sdk-api-key-$RANDOM$RANDOM"
 NS="sdk"
 
 # client.allowed_origins stays empty: the SDKs on Node/Python send no Origin.
-# expired_close_delay is short so that a token refresh that does not work is
+# expired_close_delay / expired_sub_close_delay are short so that a token
+# refresh (connection or subscription) that does not work is
 # visible within the token-refresh scenarios; the ping interval is short so
 # that the SDKs' ping/pong handling is exercised in the longer scenarios.
 cat >"$TMP/config.json" <<EOF
@@ -123,7 +124,8 @@ cat >"$TMP/config.json" <<EOF
     "token": {"hmac_secret_key": "$SECRET"},
     "ping_interval": "4s",
     "pong_timeout": "3s",
-    "expired_close_delay": "3s"
+    "expired_close_delay": "3s",
+    "expired_sub_close_delay": "3s"
   },
   "http_api": {"key": "$API_KEY"},
   "channel": {

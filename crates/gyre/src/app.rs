@@ -63,6 +63,29 @@ fn service_routes(node: &Arc<Node>) -> Router {
             }),
         );
     }
+    if node.cfg.prometheus.enabled {
+        let path = if node.cfg.prometheus.handler_prefix.is_empty() {
+            "/metrics".to_string()
+        } else {
+            node.cfg.prometheus.handler_prefix.clone()
+        };
+        let n = node.clone();
+        r = r.route(
+            &path,
+            get(move || {
+                let body = crate::metrics::render(&n);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        );
+    }
     if !node.cfg.http_api.disabled {
         r = r.merge(api_routes(node));
     }

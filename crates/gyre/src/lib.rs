@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod codes;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod protect;

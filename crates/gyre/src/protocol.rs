@@ -13,35 +13,36 @@ use std::sync::Arc;
 pub type Raw = Arc<RawValue>;
 
 /// One client command. Only the first present request field counts (§1.4).
+/// Requests are boxed so a command (and every future holding one) stays small.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Command {
     /// Request id; 0 only for `send` and for pongs.
     pub id: u32,
     /// `connect`.
-    pub connect: Option<ConnectRequest>,
+    pub connect: Option<Box<ConnectRequest>>,
     /// `subscribe`.
-    pub subscribe: Option<SubscribeRequest>,
+    pub subscribe: Option<Box<SubscribeRequest>>,
     /// `unsubscribe`.
-    pub unsubscribe: Option<ChannelRequest>,
+    pub unsubscribe: Option<Box<ChannelRequest>>,
     /// `publish`.
-    pub publish: Option<PublishRequest>,
+    pub publish: Option<Box<PublishRequest>>,
     /// `presence`.
-    pub presence: Option<ChannelRequest>,
+    pub presence: Option<Box<ChannelRequest>>,
     /// `presence_stats`.
-    pub presence_stats: Option<ChannelRequest>,
+    pub presence_stats: Option<Box<ChannelRequest>>,
     /// `history`.
-    pub history: Option<HistoryRequest>,
+    pub history: Option<Box<HistoryRequest>>,
     /// `ping` (protocol v1 leftover): answered with 108.
     pub ping: Option<serde::de::IgnoredAny>,
     /// `send`.
-    pub send: Option<SendRequest>,
+    pub send: Option<Box<SendRequest>>,
     /// `rpc`.
-    pub rpc: Option<RpcRequest>,
+    pub rpc: Option<Box<RpcRequest>>,
     /// `refresh`.
-    pub refresh: Option<RefreshRequest>,
+    pub refresh: Option<Box<RefreshRequest>>,
     /// `sub_refresh`.
-    pub sub_refresh: Option<SubRefreshRequest>,
+    pub sub_refresh: Option<Box<SubRefreshRequest>>,
 }
 
 /// `connect` request.

@@ -22,7 +22,11 @@ impl Api {
             .tcp_nodelay(true)
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { http, prefix: target.url.clone(), key: key.to_string() })
+        Ok(Api {
+            http,
+            prefix: target.url.clone(),
+            key: key.to_string(),
+        })
     }
 
     /// Calls `method` with a JSON `body`; fails on a non-200 status or an
@@ -38,7 +42,10 @@ impl Api {
             .await
             .with_context(|| format!("POST {method}"))?;
         let status = resp.status();
-        let text = resp.text().await.with_context(|| format!("reading the {method} response"))?;
+        let text = resp
+            .text()
+            .await
+            .with_context(|| format!("reading the {method} response"))?;
         if !status.is_success() {
             bail!("{method}: HTTP {status} {}", text.trim());
         }
@@ -67,7 +74,9 @@ mod tests {
     #[test]
     fn detects_error_replies() {
         assert!(!super::has_error(r#"{"result":{}}"#));
-        assert!(super::has_error(r#"{"error":{"code":102,"message":"unknown channel"}}"#));
+        assert!(super::has_error(
+            r#"{"error":{"code":102,"message":"unknown channel"}}"#
+        ));
         assert!(super::has_error("Bad Request"));
     }
 }

@@ -29,7 +29,11 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Common {
     /// WebSocket endpoint of the server (loopback only).
-    #[arg(long, global = true, default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "ws://127.0.0.1:8000/connection/websocket"
+    )]
     pub(crate) url: String,
     /// Prefix of the server HTTP API; the method name is appended (loopback only).
     #[arg(long, global = true, default_value = "http://127.0.0.1:8000/api")]

@@ -78,7 +78,9 @@ impl Dialer {
     /// its own ephemeral port range.
     pub(crate) fn new(target: &Target, source_ips: u8, read_buffer: usize) -> Dialer {
         let sources = if target.addr.is_ipv4() {
-            (0..source_ips).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i))).collect()
+            (0..source_ips)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+                .collect()
         } else {
             Vec::new()
         };
@@ -87,48 +89,77 @@ impl Dialer {
             .write_buffer_size(0)
             .max_message_size(Some(16 << 20))
             .max_frame_size(Some(16 << 20));
-        Dialer { addr: target.addr, url: target.url.clone(), sources, config }
+        Dialer {
+            addr: target.addr,
+            url: target.url.clone(),
+            sources,
+            config,
+        }
     }
 
     /// TCP connect (from the source address for index `n`) and WebSocket upgrade.
     pub(crate) async fn dial(&self, n: u64) -> Result<Ws> {
         let step = async {
-            let socket = if self.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            let socket = if self.addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
             if !self.sources.is_empty() {
                 let src = self.sources[(n % self.sources.len() as u64) as usize];
-                socket.bind(SocketAddr::new(src, 0)).with_context(|| format!("binding {src}"))?;
+                socket
+                    .bind(SocketAddr::new(src, 0))
+                    .with_context(|| format!("binding {src}"))?;
             }
             let stream = socket.connect(self.addr).await.context("tcp connect")?;
             stream.set_nodelay(true)?;
-            let (ws, _) = tokio_tungstenite::client_async_with_config(self.url.as_str(), stream, Some(self.config))
-                .await
-                .context("websocket upgrade")?;
+            let (ws, _) = tokio_tungstenite::client_async_with_config(
+                self.url.as_str(),
+                stream,
+                Some(self.config),
+            )
+            .await
+            .context("websocket upgrade")?;
             anyhow::Ok(ws)
         };
-        tokio::time::timeout(STEP_TIMEOUT, step).await.map_err(|_| anyhow!("timeout opening the connection"))?
+        tokio::time::timeout(STEP_TIMEOUT, step)
+            .await
+            .map_err(|_| anyhow!("timeout opening the connection"))?
     }
 }
 
 /// `{"id":1,"connect":{"token":…}}`.
 pub(crate) fn connect_command(token: &str) -> String {
-    format!(r#"{{"id":1,"connect":{{"token":{}}}}}"#, serde_json::Value::from(token))
+    format!(
+        r#"{{"id":1,"connect":{{"token":{}}}}}"#,
+        serde_json::Value::from(token)
+    )
 }
 
 /// `{"id":<id>,"subscribe":{"channel":…}}`.
 pub(crate) fn subscribe_command(id: u32, channel: &str) -> String {
-    format!(r#"{{"id":{id},"subscribe":{{"channel":{}}}}}"#, serde_json::Value::from(channel))
+    format!(
+        r#"{{"id":{id},"subscribe":{{"channel":{}}}}}"#,
+        serde_json::Value::from(channel)
+    )
 }
 
 /// Sends `command` and waits for the reply carrying `id`, answering pings meanwhile.
 pub(crate) async fn request(ws: &mut Ws, id: u32, command: String) -> Result<()> {
-    ws.send(Message::Text(command.into())).await.context("sending a command")?;
+    ws.send(Message::Text(command.into()))
+        .await
+        .context("sending a command")?;
     tokio::time::timeout(STEP_TIMEOUT, await_reply(ws, id))
         .await
         .map_err(|_| anyhow!("timeout waiting for reply {id}"))?
 }
 
 /// Connect with `token`, then subscribe to `channel` (if any).
-pub(crate) async fn connect_and_subscribe(ws: &mut Ws, token: &str, channel: Option<&str>) -> Result<()> {
+pub(crate) async fn connect_and_subscribe(
+    ws: &mut Ws,
+    token: &str,
+    channel: Option<&str>,
+) -> Result<()> {
     request(ws, 1, connect_command(token)).await?;
     if let Some(channel) = channel {
         request(ws, 2, subscribe_command(2, channel)).await?;
@@ -167,11 +198,15 @@ async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
                         pings += 1;
                         continue;
                     }
-                    let head: ReplyHead = serde_json::from_str(line).context("undecodable reply")?;
+                    let head: ReplyHead =
+                        serde_json::from_str(line).context("undecodable reply")?;
                     if head.id == id {
                         outcome = Some(match head.error {
                             None => Ok(()),
-                            Some(e) => Err(anyhow!(ReplyError { code: e.code, message: e.message.into_owned() })),
+                            Some(e) => Err(anyhow!(ReplyError {
+                                code: e.code,
+                                message: e.message.into_owned()
+                            })),
                         });
                     }
                 }
@@ -188,8 +223,14 @@ async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
 
 fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> ServerClosed {
     match frame {
-        Some(f) => ServerClosed { code: f.code.into(), reason: f.reason.as_str().to_string() },
-        None => ServerClosed { code: 1005, reason: String::new() },
+        Some(f) => ServerClosed {
+            code: f.code.into(),
+            reason: f.reason.as_str().to_string(),
+        },
+        None => ServerClosed {
+            code: 1005,
+            reason: String::new(),
+        },
     }
 }
 
@@ -206,7 +247,9 @@ pub(crate) fn is_ping(line: &str) -> bool {
 /// Answers `n` pings, one `{}` each.
 pub(crate) async fn pong(ws: &mut Ws, n: usize) -> Result<()> {
     for _ in 0..n {
-        ws.feed(Message::Text(PONG)).await.context("sending a pong")?;
+        ws.feed(Message::Text(PONG))
+            .await
+            .context("sending a pong")?;
     }
     if n > 0 {
         ws.flush().await.context("sending a pong")?;
@@ -266,12 +309,17 @@ pub(crate) async fn hold(ws: &mut Ws, stop: &mut watch::Receiver<bool>, pings: &
                 Some(Err(e)) => return End::Lost { at: Instant::now(), why: e.to_string() },
                 None => return End::Lost { at: Instant::now(), why: "connection ended".into() },
             },
-            _ = stop.wait_for(|s| *s) => {
+            () = stopped(stop) => {
                 close(ws).await;
                 return End::Stopped;
             }
         }
     }
+}
+
+/// Resolves once `stop` holds `true` (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Counts failures by kind ("closed 3503 blocked", "error 109 …", "tcp connect: …").
@@ -283,7 +331,12 @@ impl Failures {
     pub(crate) fn add(&self, e: &anyhow::Error) {
         let mut kind = format!("{e:#}");
         kind.truncate(120);
-        *self.0.lock().expect("failures lock").entry(kind).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .expect("failures lock")
+            .entry(kind)
+            .or_default() += 1;
     }
 
     /// Total failures.
@@ -296,7 +349,12 @@ impl Failures {
         let map = self.0.lock().expect("failures lock");
         let mut kinds: Vec<_> = map.iter().collect();
         kinds.sort_by(|a, b| b.1.cmp(a.1));
-        kinds.iter().take(3).map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join("; ")
+        kinds
+            .iter()
+            .take(3)
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -319,7 +377,9 @@ mod tests {
         let all: Vec<_> = lines(frame).collect();
         assert_eq!(all.len(), 3);
         assert_eq!(all.iter().filter(|l| is_ping(l)).count(), 1);
-        let head: ReplyHead = serde_json::from_str(r#"{"id":3,"error":{"code":109,"message":"token expired"}}"#).unwrap();
+        let head: ReplyHead =
+            serde_json::from_str(r#"{"id":3,"error":{"code":109,"message":"token expired"}}"#)
+                .unwrap();
         assert_eq!((head.id, head.error.unwrap().code), (3, 109));
     }
 }

@@ -19,7 +19,10 @@ pub(crate) struct Report {
 impl Report {
     /// An empty report for `scenario`.
     pub(crate) fn new(scenario: &str) -> Report {
-        Report { scenario: scenario.to_string(), rows: Vec::new() }
+        Report {
+            scenario: scenario.to_string(),
+            rows: Vec::new(),
+        }
     }
 
     /// Starts a table section (not part of the JSON line).
@@ -40,7 +43,9 @@ impl Report {
     /// Adds a float figure, rounded to 3 decimals (non-finite values become `null`).
     pub(crate) fn float(&mut self, key: &str, v: f64) {
         let rounded = (v * 1000.0).round() / 1000.0;
-        let value = serde_json::Number::from_f64(rounded).map(Value::Number).unwrap_or(Value::Null);
+        let value = serde_json::Number::from_f64(rounded)
+            .map(Value::Number)
+            .unwrap_or(Value::Null);
         self.rows.push(Row::Figure(key.to_string(), value));
     }
 
@@ -119,7 +124,10 @@ mod tests {
         r.str("name", "a\"b");
         r.bool("ok", true);
         let line = r.to_json();
-        assert_eq!(line, r#"{"scenario":"demo","zeta":3,"alpha":1.235,"name":"a\"b","ok":true}"#);
+        assert_eq!(
+            line,
+            r#"{"scenario":"demo","zeta":3,"alpha":1.235,"name":"a\"b","ok":true}"#
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["zeta"], 3);
         assert!(r.to_table().contains("zeta"));

@@ -36,11 +36,6 @@ impl Latency {
         let _ = self.0.add(&other.0);
     }
 
-    /// Number of recorded values.
-    pub(crate) fn count(&self) -> u64 {
-        self.0.len()
-    }
-
     /// Adds `<prefix>_p50_ms`, `_p99_ms`, `_max_ms` (and `_p999_ms` when
     /// `with_p999`) to the report; nothing when empty.
     pub(crate) fn report(&self, r: &mut Report, prefix: &str, with_p999: bool) {
@@ -49,10 +44,19 @@ impl Latency {
             return;
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        r.float(&format!("{prefix}_p50_ms"), ms(self.0.value_at_quantile(0.50)));
-        r.float(&format!("{prefix}_p99_ms"), ms(self.0.value_at_quantile(0.99)));
+        r.float(
+            &format!("{prefix}_p50_ms"),
+            ms(self.0.value_at_quantile(0.50)),
+        );
+        r.float(
+            &format!("{prefix}_p99_ms"),
+            ms(self.0.value_at_quantile(0.99)),
+        );
         if with_p999 {
-            r.float(&format!("{prefix}_p999_ms"), ms(self.0.value_at_quantile(0.999)));
+            r.float(
+                &format!("{prefix}_p999_ms"),
+                ms(self.0.value_at_quantile(0.999)),
+            );
         }
         r.float(&format!("{prefix}_max_ms"), ms(self.0.max()));
     }
@@ -62,7 +66,12 @@ impl Latency {
 fn stat_fields(pid: &str) -> Option<Vec<u64>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
-    Some(rest.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect())
+    Some(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
 }
 
 /// User + system CPU seconds of a process (`pid` or `"self"`), including its
@@ -110,7 +119,9 @@ pub(crate) fn warn_server_fd_budget(server_pid: Option<u32>, sockets: u64) {
     if let Some(limit) = server_pid.and_then(|p| open_files_limit(&p.to_string()))
         && sockets + 16 > limit
     {
-        eprintln!("warning: the server's open-files limit is {limit}; {sockets} connections will not fit");
+        eprintln!(
+            "warning: the server's open-files limit is {limit}; {sockets} connections will not fit"
+        );
     }
 }
 
@@ -151,11 +162,6 @@ impl CpuWindow {
             server,
         }
     }
-
-    /// Ends the window now and adds its figures (see [`CpuSample::report`]).
-    pub(crate) fn finish(&self, r: &mut Report, prefix: &str) {
-        self.sample().report(r, prefix, 0.0);
-    }
 }
 
 /// Wall and CPU seconds of a finished window.
@@ -176,7 +182,10 @@ impl CpuSample {
         let client = self.client + extra_client;
         r.float(&format!("{prefix}wall_s"), self.wall);
         r.float(&format!("{prefix}client_cpu_s"), client);
-        r.float(&format!("{prefix}client_cpu_pct"), 100.0 * client / self.wall);
+        r.float(
+            &format!("{prefix}client_cpu_pct"),
+            100.0 * client / self.wall,
+        );
         match self.server {
             Some(s) => {
                 r.float(&format!("{prefix}server_cpu_s"), s);
@@ -206,7 +215,6 @@ mod tests {
         }
         let mut r = Report::new("t");
         h.report(&mut r, "x", false);
-        assert_eq!(h.count(), 1000);
         assert!(r.to_json().contains("\"x_p50_ms\":0.5"));
     }
 }

@@ -20,18 +20,25 @@ impl Target {
         if !schemes.contains(&parsed.scheme()) {
             bail!("URL {url:?}: scheme must be one of {schemes:?}");
         }
-        let host = parsed.host_str().with_context(|| format!("URL {url:?} has no host"))?;
+        let host = parsed
+            .host_str()
+            .with_context(|| format!("URL {url:?} has no host"))?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let ip = match bare.parse::<IpAddr>() {
             Ok(ip) => ip,
             Err(_) if bare.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            Err(_) => bail!("refusing non-loopback host {host:?} (only 127.0.0.0/8, ::1, localhost)"),
+            Err(_) => {
+                bail!("refusing non-loopback host {host:?} (only 127.0.0.0/8, ::1, localhost)")
+            }
         };
         if !is_loopback(ip) {
             bail!("refusing non-loopback address {ip} (only 127.0.0.0/8, ::1, localhost)");
         }
         let port = parsed.port_or_known_default().context("URL has no port")?;
-        Ok(Target { url: url.trim_end_matches('/').to_string(), addr: SocketAddr::new(ip, port) })
+        Ok(Target {
+            url: url.trim_end_matches('/').to_string(),
+            addr: SocketAddr::new(ip, port),
+        })
     }
 }
 
@@ -39,7 +46,9 @@ impl Target {
 pub(crate) fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.octets()[0] == 127,
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127)
+        }
     }
 }
 
@@ -54,8 +63,17 @@ mod tests {
         assert!(Target::parse("ws://127.9.8.7:1/x", &ws).is_ok());
         assert!(Target::parse("ws://[::1]:8000/x", &ws).is_ok());
         assert!(Target::parse("ws://LocalHost:8000/x", &ws).is_ok());
-        assert_eq!(Target::parse("ws://localhost/x", &ws).unwrap().addr, "127.0.0.1:80".parse().unwrap());
-        for bad in ["ws://10.0.0.1:8000/x", "ws://example.com/x", "ws://[::2]:1/x", "ws://128.0.0.1/x", "ws://0.0.0.0/x"] {
+        assert_eq!(
+            Target::parse("ws://localhost/x", &ws).unwrap().addr,
+            "127.0.0.1:80".parse().unwrap()
+        );
+        for bad in [
+            "ws://10.0.0.1:8000/x",
+            "ws://example.com/x",
+            "ws://[::2]:1/x",
+            "ws://128.0.0.1/x",
+            "ws://0.0.0.0/x",
+        ] {
             assert!(Target::parse(bad, &ws).is_err(), "{bad}");
         }
         assert!(Target::parse("http://127.0.0.1/x", &ws).is_err());

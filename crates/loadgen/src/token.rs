@@ -29,12 +29,18 @@ impl Minter {
         if let Some(path) = rsa_key {
             let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let key = EncodingKey::from_rsa_pem(&pem).context("parsing the RSA private key")?;
-            return Ok(Minter { header: Header::new(Algorithm::RS256), key });
+            return Ok(Minter {
+                header: Header::new(Algorithm::RS256),
+                key,
+            });
         }
         if secret.is_empty() {
             bail!("--secret (HS256) or --rsa-key (RS256) is required to sign connection tokens");
         }
-        Ok(Minter { header: Header::new(Algorithm::HS256), key: EncodingKey::from_secret(secret.as_bytes()) })
+        Ok(Minter {
+            header: Header::new(Algorithm::HS256),
+            key: EncodingKey::from_secret(secret.as_bytes()),
+        })
     }
 
     /// Name of the signing algorithm, for reports.
@@ -48,7 +54,12 @@ impl Minter {
     /// A token for user `sub` with token id `jti`, valid for two hours.
     pub(crate) fn mint(&self, sub: &str, jti: &str) -> Result<String> {
         let iat = unix_secs();
-        let claims = Claims { sub, jti, iat, exp: iat + TTL_SECS };
+        let claims = Claims {
+            sub,
+            jti,
+            iat,
+            exp: iat + TTL_SECS,
+        };
         jsonwebtoken::encode(&self.header, &claims, &self.key).context("signing a token")
     }
 
@@ -60,16 +71,26 @@ impl Minter {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Nanoseconds since the Unix epoch (publication send stamps).
 pub(crate) fn unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// A tag unique to this run, used in user and channel names so repeated runs
 /// against one server (blocks, revocations, channel state) do not interfere.
 pub(crate) fn run_tag() -> String {
-    format!("{:x}{:04x}", unix_nanos() / 1_000_000, std::process::id() & 0xffff)
+    format!(
+        "{:x}{:04x}",
+        unix_nanos() / 1_000_000,
+        std::process::id() & 0xffff
+    )
 }

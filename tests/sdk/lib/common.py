@@ -141,11 +141,12 @@ def cent_client() -> Any:
     return Client(API_URL, API_KEY, timeout=5.0)
 
 
-def new_client(name: str = "py", **kwargs: Any) -> Any:
-    """centrifuge-python client with event logging; kwargs go to Client()."""
+def new_client(label: str = "py", **kwargs: Any) -> Any:
+    """centrifuge-python client with event logging (label names it in the log);
+    kwargs go to Client()."""
     from centrifuge import Client
 
-    events = kwargs.pop("events", None) or ClientEvents(name)
+    events = kwargs.pop("events", None) or ClientEvents(label)
     kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("proxy", None)
     client = Client(WS_URL, events=events, **kwargs)
@@ -296,3 +297,73 @@ def run(name: str, timeout_s: float, main: Callable[[], Awaitable[None]]) -> Non
 async def sleep_quiet(seconds: float) -> None:
     """Lets pending events arrive (used before checking "exactly once")."""
     await asyncio.sleep(seconds)
+
+
+class RawConn:
+    """A bare JSON-protocol WebSocket connection (no SDK): sends connect,
+    answers server pings, records every reply and the close code/reason."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ws: Any = None
+        self.replies: List[Dict[str, Any]] = []
+        self.closed: Optional["tuple[int, str]"] = None
+        self._reader: Optional["asyncio.Task[None]"] = None
+
+    async def connect(self, token: str, name: str = "raw") -> Dict[str, Any]:
+        """Opens the socket, sends connect and returns the first reply."""
+        reply = await self.try_connect(token, name)
+        if reply is None:
+            raise ScenarioError(f"raw[{self.name}]: closed {self.closed} instead of replying to connect")
+        return reply
+
+    async def try_connect(self, token: str, name: str = "raw") -> Optional[Dict[str, Any]]:
+        """Like connect() but returns None when the server closes instead."""
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(WS_URL, proxy=None, open_timeout=5)
+        self._reader = asyncio.create_task(self._read())
+        cmd = json.dumps({"id": 1, "connect": {"token": token, "name": name}})
+        _sdk_log.append(f"{_stamp()} raw[{self.name}] > {cmd[:300]}")
+        await self.ws.send(cmd)
+        await wait_until(lambda: self.replies or self.closed, what=f"raw[{self.name}] connect reply")
+        return self.replies[0] if self.replies else None
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for msg in self.ws:
+                _sdk_log.append(f"{_stamp()} raw[{self.name}] < {str(msg)[:600]}")
+                for line in str(msg).split("\n"):
+                    if not line.strip():
+                        continue
+                    obj = json.loads(line)
+                    if obj == {}:
+                        await self.ws.send("{}")
+                        continue
+                    self.replies.append(obj)
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = getattr(self.ws.protocol, "close_rcvd", None)
+            if rcvd is not None:
+                self.closed = (rcvd.code, rcvd.reason)
+            else:  # no close frame from the server
+                self.closed = (self.ws.close_code or 1006, self.ws.close_reason or "")
+            _sdk_log.append(f"{_stamp()} raw[{self.name}] closed {self.closed}")
+            log(f"raw[{self.name}] closed", self.closed)
+
+    async def wait_closed(self, timeout: float = 5.0) -> "tuple[int, str]":
+        await wait_until(lambda: self.closed, timeout=timeout, what=f"raw[{self.name}] close")
+        assert self.closed is not None
+        return self.closed
+
+    async def close(self) -> None:
+        if self.ws is not None and self.closed is None:
+            await self.ws.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 2)
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,6 +1,7 @@
 // centrifuge-js: connect with a JWT, subscribe, publish from the client and get
 // the own publication back (with ClientInfo), receive a publication made via
-// the server API (cent.js), RPC without a handler is rejected with 108.
+// the server API (cent.js), RPC without a handler is rejected with 108, an
+// unknown namespace is refused with 102, unsubscribe/resubscribe.
 'use strict';
 
 const c = require('../lib/common');
@@ -69,6 +70,14 @@ c.run('js_basic', 20000, async () => {
   c.log('rpc error', rpcErr);
   c.assert(rpcErr, 'rpc without a handler should fail');
   c.assertEq(rpcErr.code, 108, 'rpc error code');
+
+  // Unknown namespace: the subscription ends with 102, the connection stays.
+  const unknown = c.traceSub(client.newSubscription('nope:' + c.rand(3)), 'unknown');
+  const gone = c.once(unknown, 'unsubscribed', { what: 'unsubscribed from an unknown namespace' });
+  unknown.subscribe();
+  const g = await gone;
+  c.assertEq([g.code, g.reason], [102, 'unknown channel'], 'unknown namespace');
+  c.assertEq(client.state, 'connected', 'connected after a refused subscribe');
 
   // Client-side unsubscribe and resubscribe work on the same connection.
   const unsub = c.once(sub, 'unsubscribed', { what: 'unsubscribed' });

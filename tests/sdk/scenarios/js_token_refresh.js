@@ -2,7 +2,7 @@
 // connect; getToken returns fresh short-lived tokens. The client must refresh
 // (refresh command, not a reconnect) and stay connected well past the
 // original expiry (the server's expired_close_delay is 3 s), with server
-// pings answered along the way.
+// pings answered along the way. An expired token gets 109 and a getToken.
 'use strict';
 
 const c = require('../lib/common');
@@ -61,6 +61,22 @@ c.run('js_token_refresh', 25000, async () => {
     c.assert(r.refresh.expires === true && r.refresh.ttl >= 1 && r.refresh.ttl <= 3,
       `refresh reply should carry expires:true and ttl 1..3, got ${JSON.stringify(r)}`);
   }
+
+  // An already expired token is answered with 109: the SDK calls getToken
+  // and connects with the new token.
+  let expiredCalls = 0;
+  const late = c.track(c.newClient({
+    token: c.connToken(user, { exp: c.now() - 10 }).token,
+    getToken: async () => { expiredCalls++; return c.connToken(user).token; },
+    name: 'expired',
+  }));
+  const lateErrors = [];
+  late.on('error', (e) => lateErrors.push(e));
+  const lateConnected = c.once(late, 'connected', { what: 'connected after 109 + getToken', timeout: 8000 });
+  late.connect();
+  await lateConnected;
+  c.assertEq(expiredCalls, 1, 'getToken calls after an expired token');
+  c.assert(lateErrors.some((e) => e.error && e.error.code === 109), `error event with code 109 expected, got ${JSON.stringify(lateErrors)}`);
 
   // The connection is alive: a publication gets through.
   const pub = c.once(sub, 'publication', { what: 'publication after refreshes' });

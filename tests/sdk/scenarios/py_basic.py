@@ -1,6 +1,7 @@
 """centrifuge-python: connect with a JWT, subscribe, publish from the client and
 get the own publication back, receive a publication made via the server API
-(cent), RPC without a handler fails with 108, unsubscribe/resubscribe."""
+(cent), RPC without a handler fails with 108, an unknown namespace is
+refused with 102, unsubscribe/resubscribe."""
 
 import os
 import sys
@@ -64,6 +65,14 @@ async def main() -> None:
         except ReplyError as e:
             c.log("rpc error", e)
             c.check_eq(e.code, 108, "rpc error code")
+
+        uev = c.SubEvents("unknown")
+        unknown = client.new_subscription("nope:" + c.rand(3), events=uev)
+        await unknown.subscribe()
+        await c.wait_until(lambda: uev.kinds("unsubscribed"), what="unsubscribed from an unknown namespace")
+        g = uev.kinds("unsubscribed")[0]
+        c.check_eq((g.code, g.reason), (102, "unknown channel"), "unknown namespace")
+        c.check_eq(client.state, ClientState.CONNECTED, "connected after a refused subscribe")
 
         await sub.unsubscribe()
         c.check_eq(sub.state, SubscriptionState.UNSUBSCRIBED, "state after unsubscribe")

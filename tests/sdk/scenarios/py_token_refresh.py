@@ -1,7 +1,9 @@
 """centrifuge-python: connection token refresh. Tokens live 3 s; get_token
 returns fresh ones. The client must stay connected well past the first
 token's expiry (server expired_close_delay is 3 s), refreshing over the same
-connection, and keep receiving server pings (watchdog: ping + 3 s)."""
+connection, and keep receiving server pings (watchdog: ping + 3 s). At the
+same time a private-channel subscription lives on 3 s subscription tokens
+refreshed with sub_refresh (server expired_sub_close_delay is 3 s)."""
 
 import os
 import sys
@@ -31,12 +33,25 @@ async def main() -> None:
     ev = client._sdk_events
     sev = c.SubEvents("sub")
     sub = client.new_subscription(ch, events=sev)
+    priv = "$" + c.channel("pyprivate")
+    sub_tokens = []
+
+    async def get_sub_token(channel: str) -> str:
+        claims = {"sub": user, "channel": channel, "exp": c.now() + 3}
+        sub_tokens.append(claims)
+        c.log(f"sub get_token #{len(sub_tokens)} for {channel}")
+        return c.hs256_jwt(claims)
+
+    pev = c.SubEvents("private")
+    psub = client.new_subscription(priv, events=pev, get_token=get_sub_token)
     api = c.cent_client()
     try:
         await client.connect()
         await client.ready(timeout=5)
         await sub.subscribe()
         await sub.ready(timeout=5)
+        await psub.subscribe()
+        await psub.ready(timeout=5)
         c.check_eq(len(issued), 1, "get_token called for the first connect")
         first_exp = issued[0]["exp"]
         connects = len(ev.kinds("connected"))
@@ -49,12 +64,18 @@ async def main() -> None:
         c.check_eq(client.state, ClientState.CONNECTED, "client state")
         c.check_eq(len(ev.kinds("connected")), connects, "same connection (no new connect)")
         c.check_eq(len(sev.kinds("subscribed")), 1, "no resubscribe")
+        c.check_eq(len(pev.kinds("subscribed")), 1, "private subscription: no resubscribe")
+        c.check_eq(pev.kinds("unsubscribed"), [], "private subscription: not unsubscribed")
+        c.check(len(sub_tokens) >= 3, f"subscription get_token calls: {len(sub_tokens)}")
         c.check(len(issued) >= 3, f"get_token should have been called for refreshes, calls: {len(issued)}")
         c.check(len(issued) <= 7, f"get_token called too often ({len(issued)}): bad ttl in refresh replies?")
 
         await c.call(api.publish, PublishRequest(channel=ch, data={"after": "refresh"}))
         await c.wait_until(lambda: sev.datas(), what="publication after refreshes")
         c.check_eq(sev.datas(), [{"after": "refresh"}], "publication after refreshes")
+        await c.call(api.publish, PublishRequest(channel=priv, data={"private": 1}))
+        await c.wait_until(lambda: pev.datas(), what="publication on the private channel")
+        c.check_eq(pev.datas(), [{"private": 1}], "publication on the private channel")
     finally:
         api.close()
         await client.disconnect()

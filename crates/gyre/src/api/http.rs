@@ -50,11 +50,31 @@ fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
     if let Some(q) = query {
         for pair in q.split('&') {
             if let Some(k) = pair.strip_prefix("api_key=") {
-                return k == st.key;
+                return percent_decode(k).as_deref() == Some(st.key.as_str());
             }
         }
     }
     false
+}
+
+/// Decodes a query-string value (`%XX` escapes and `+` for space).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

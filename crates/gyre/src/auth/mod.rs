@@ -245,7 +245,7 @@ impl TokenVerifier {
     pub fn new(c: &crate::config::Client) -> Result<Self, ConfigError> {
         let skip = c.insecure_skip_token_signature_verify;
         let conn = KeySet::new(&c.token, "client.token", skip)?;
-        let sub = if c.subscription_token.enabled.unwrap_or(false) {
+        let sub = if c.subscription_token.enabled {
             Some(KeySet::new(
                 &c.subscription_token,
                 "client.subscription_token",

@@ -94,13 +94,24 @@ fn base_url(cfg: &Config, api: &ApiArgs) -> String {
     if let Some(u) = &api.api_url {
         return u.trim_end_matches('/').to_string();
     }
-    let port = if !cfg.http_server.internal_port.is_empty() && !cfg.http_api.external {
-        cfg.http_server.internal_port.clone()
+    let internal = !cfg.http_server.internal_port.is_empty() && !cfg.http_api.external;
+    let (address, port) = if internal {
+        let a = if cfg.http_server.internal_address.is_empty() {
+            &cfg.http_server.address
+        } else {
+            &cfg.http_server.internal_address
+        };
+        (a.as_str(), cfg.http_server.internal_port.clone())
     } else {
-        cfg.http_server.port.to_string()
+        (
+            cfg.http_server.address.as_str(),
+            cfg.http_server.port.to_string(),
+        )
     };
-    let host = match cfg.http_server.address.as_str() {
-        "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+    let host = match address {
+        "" | "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
         h => h.to_string(),
     };
     format!(

@@ -93,15 +93,20 @@ pub(super) fn run(cmd: &Cmd, cfg: &Config) -> ExitCode {
             ttl,
             quiet,
         } => {
-            let key = if cfg.client.subscription_token.enabled.unwrap_or(false) {
+            let key = if cfg.client.subscription_token.enabled {
                 &cfg.client.subscription_token.hmac_secret_key
             } else {
                 secret
             };
             if key.is_empty() {
-                return fail(
-                    "no HMAC secret configured for subscription tokens (client.token.hmac_secret_key)",
-                );
+                let k = if cfg.client.subscription_token.enabled {
+                    "client.subscription_token.hmac_secret_key"
+                } else {
+                    "client.token.hmac_secret_key"
+                };
+                return fail(format!(
+                    "{k} is empty: set it in the config to make HS256 subscription tokens"
+                ));
             }
             let now = crate::auth::now();
             let mut claims = json!({"sub": user, "channel": channel, "iat": now});

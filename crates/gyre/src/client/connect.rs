@@ -89,7 +89,7 @@ impl Session {
             };
             match self.check_token_for(&user, &self.conn_token, now) {
                 TokenVerdict::Valid => {}
-                _ => return Err(ClientError::TOKEN_EXPIRED.into()),
+                _ => return Err(self.revoked_token_error()),
             }
             exp = match claims.expire_at {
                 Some(e) => e, // expire_at decouples the connection lifetime from exp; 0 = never
@@ -120,14 +120,23 @@ impl Session {
             }
         } else if node.proxy.connect_enabled() {
             let channels: Vec<&str> = req.subs.keys().map(String::as_str).collect();
+            // binary_encoding: the backend gets `b64data` (the JSON bytes, base64) instead of `data`.
+            let binary = node.proxy.connect_binary();
             let preq = proxy::ConnectRequest {
                 client: &self.id,
                 transport: "websocket",
                 protocol: "json",
-                encoding: "json",
+                encoding: if binary { "binary" } else { "json" },
                 name: &req.name,
                 version: &req.version,
-                data: req.data.as_deref(),
+                data: if binary { None } else { req.data.as_deref() },
+                b64data: if binary {
+                    req.data
+                        .as_deref()
+                        .map(|d| base64::engine::general_purpose::STANDARD.encode(d.get()))
+                } else {
+                    None
+                },
                 channels,
             };
             let result = node
@@ -193,6 +202,7 @@ impl Session {
     fn check_connect_user(&self, user: &str, now: i64) -> Result<(), CmdError> {
         if self.node.cfg.user_block.enabled && self.node.protect.is_blocked(user, now) {
             tracing::info!(user, "connect refused: user is blocked");
+            crate::metrics::Metrics::inc(&self.node.metrics.refused_blocked);
             return Err(self.node.protect_codes.block.clone().into());
         }
         Ok(())
@@ -269,8 +279,26 @@ impl Session {
         if !self.conn_token.uid.is_empty() {
             node.hub.add_token(&self.conn_token.uid, &handle);
         }
+        // Check again now that the connection is findable: a block or
+        // revocation that landed between the first check and registration
+        // scanned the hub before we were in it, so only this check sees it.
+        let now = crate::auth::now();
+        let blocked = node.cfg.user_block.enabled && node.protect.is_blocked(&user, now);
+        let revoked = self.check_token_for(&user, &self.conn_token, now) != TokenVerdict::Valid;
+        if blocked || revoked {
+            node.hub.remove_client(&handle);
+            if !self.conn_token.uid.is_empty() {
+                node.hub.remove_token(&self.conn_token.uid, &handle);
+            }
+            return Err(if blocked {
+                node.protect_codes.block.clone().into()
+            } else {
+                self.revoked_token_error()
+            });
+        }
         self.handle = Some(handle);
         self.phase = Phase::Connected;
+        crate::metrics::Metrics::inc(&node.metrics.connects);
         let mut subs = BTreeMap::new();
         for (s, opts) in resolved {
             let hint = req.subs.get(&s.channel);
@@ -342,7 +370,7 @@ impl Session {
             issued_at: claims.iat.unwrap_or(0),
         };
         if self.check_token_for(&self.user, &token, now) != TokenVerdict::Valid {
-            return Err(ClientError::TOKEN_EXPIRED.into());
+            return Err(self.revoked_token_error());
         }
         let exp = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
         if exp > 0 && exp < now {

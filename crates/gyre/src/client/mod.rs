@@ -196,7 +196,9 @@ impl Session {
             if self.phase != Phase::Connecting {
                 return Err(Disconnect::bad_request().into()); // already authenticated
             }
-            match self.connect(id, req).await {
+            // Boxed: the connect path (JWT, JWKS, proxy) is a large future, and
+            // every idle connection's task would otherwise carry its size.
+            match Box::pin(self.connect(id, *req)).await {
                 Ok(b) => Ok(b),
                 Err(CmdError::Error(e)) => {
                     self.phase = Phase::Failed;
@@ -207,26 +209,26 @@ impl Session {
                 Err(e) => Err(e),
             }
         } else if let Some(req) = cmd.subscribe {
-            self.subscribe(id, req).await
+            Box::pin(self.subscribe(id, *req)).await
         } else if let Some(req) = cmd.unsubscribe {
-            self.unsubscribe(id, req)
+            self.unsubscribe(id, *req)
         } else if let Some(req) = cmd.publish {
-            self.publish(id, req)
+            self.publish(id, *req)
         } else if let Some(req) = cmd.presence {
-            self.presence(id, req)
+            self.presence(id, *req)
         } else if let Some(req) = cmd.presence_stats {
-            self.presence_stats(id, req)
+            self.presence_stats(id, *req)
         } else if let Some(req) = cmd.history {
-            self.history(id, req)
+            self.history(id, *req)
         } else if cmd.ping.is_some() {
             Err(ClientError::NOT_AVAILABLE.into())
         } else if cmd.rpc.is_some() {
             // No RPC proxy: Centrifugo answers 108 (§1.8).
             Err(ClientError::NOT_AVAILABLE.into())
         } else if let Some(req) = cmd.refresh {
-            self.refresh(id, req).await
+            Box::pin(self.refresh(id, *req)).await
         } else if let Some(req) = cmd.sub_refresh {
-            self.sub_refresh(id, req).await
+            Box::pin(self.sub_refresh(id, *req)).await
         } else {
             // No known request field, or a `send` carrying an id.
             Err(Disconnect::bad_request().into())
@@ -341,6 +343,12 @@ impl Session {
         self.exp_deadline = (exp > 0).then(|| unix_to_instant(exp));
     }
 
+    /// Error 109 for a revoked or invalidated token (counted for `/metrics`).
+    pub(crate) fn revoked_token_error(&self) -> CmdError {
+        crate::metrics::Metrics::inc(&self.node.metrics.refused_token);
+        ClientError::TOKEN_EXPIRED.into()
+    }
+
     fn set_info(&mut self, info: Option<Raw>) {
         self.conn_info = info.clone();
         if let Some(h) = &self.handle {
@@ -390,7 +398,8 @@ impl Session {
     /// Runs whatever is due: stale close, pings, pong deadline, expiries.
     pub async fn on_timer(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
         let now = Instant::now();
-        let cfg = self.node.cfg.client.clone();
+        let node = self.node.clone();
+        let cfg = &node.cfg.client;
         match self.phase {
             Phase::Connecting => {
                 if now >= self.deadline_base + cfg.stale_close_delay.0 {
@@ -417,7 +426,7 @@ impl Session {
                 if let Some(e) = self.exp_deadline {
                     if self.proxy_refresh {
                         if now >= e {
-                            self.proxy_refresh_now().await?;
+                            Box::pin(self.proxy_refresh_now()).await?;
                         }
                     } else if now >= e + cfg.expired_close_delay.0 {
                         return Err(Disconnect::expired().into());
@@ -458,5 +467,34 @@ impl Session {
                 self.node.hub.remove_token(&self.conn_token.uid, &h);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The connection task's future embeds the largest future it awaits, and
+    /// every idle connection pays for it: keep an eye on it.
+    #[test]
+    fn session_futures_stay_small() {
+        let cfg = crate::config::load_value(serde_json::json!({}), &[], &[])
+            .unwrap()
+            .config;
+        let node = crate::node::Node::new(cfg).unwrap();
+        let mut s = super::Session::new(node, Default::default());
+        let mut out = Vec::new();
+        let f = s.handle_frame(b"{}", &mut out);
+        let frame = std::mem::size_of_val(&f);
+        drop(f);
+        let t = s.on_timer(&mut out);
+        let timer = std::mem::size_of_val(&t);
+        drop(t);
+        eprintln!(
+            "handle_frame future: {frame} bytes, on_timer future: {timer} bytes, session: {} bytes",
+            std::mem::size_of::<super::Session>()
+        );
+        assert!(
+            frame <= 512 && timer <= 512,
+            "boxed slow paths keep per-connection futures small"
+        );
     }
 }

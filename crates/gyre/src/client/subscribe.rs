@@ -85,7 +85,7 @@ impl Session {
                 issued_at: claims.iat.unwrap_or(0),
             };
             if self.check_token(&token, now) != TokenVerdict::Valid {
-                return Err(ClientError::TOKEN_EXPIRED.into());
+                return Err(self.revoked_token_error());
             }
             expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
             if expire_at > 0 && expire_at < now {
@@ -140,7 +140,15 @@ impl Session {
                 epoch: req.epoch.clone(),
             }),
         };
+        let token = plan.token.clone();
         let res = self.add_sub(plan)?;
+        // Same double check as at connect: a revocation racing this subscribe
+        // either sees our token in the hub index or we see it here.
+        if !token.is_empty() && self.check_token(&token, crate::auth::now()) != TokenVerdict::Valid
+        {
+            self.remove_sub(&req.channel);
+            return Err(self.revoked_token_error());
+        }
         Ok(protocol::encode_reply(id, "subscribe", &res))
     }
 
@@ -332,7 +340,7 @@ impl Session {
             issued_at: claims.iat.unwrap_or(0),
         };
         if self.check_token(&token, now) != TokenVerdict::Valid {
-            return Err(ClientError::TOKEN_EXPIRED.into());
+            return Err(self.revoked_token_error());
         }
         let expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
         if expire_at > 0 && expire_at < now {

@@ -73,7 +73,6 @@ const V5_ALIASES: &[(&str, &str)] = &[
         "disallow_anonymous_connection_tokens",
         "client.disallow_anonymous_connection_tokens",
     ),
-    ("client_concurrency", "client.concurrency"),
     (
         "websocket_message_size_limit",
         "websocket.message_size_limit",
@@ -93,7 +92,6 @@ const V5_ALIASES: &[(&str, &str)] = &[
     ("proxy_connect_timeout", "client.proxy.connect.timeout"),
     ("proxy_refresh_endpoint", "client.proxy.refresh.endpoint"),
     ("proxy_refresh_timeout", "client.proxy.refresh.timeout"),
-    ("proxy_http_headers", "client.proxy.connect.http_headers"),
     (
         "proxy_binary_encoding",
         "client.proxy.connect.binary_encoding",
@@ -240,6 +238,14 @@ fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
             set_path_obj(obj, "engine.type", v);
             continue;
         }
+        if key == "proxy_http_headers" {
+            // One v5 key fed both proxies.
+            let v = obj.remove(&key).unwrap_or(Value::Null);
+            warnings.push("config key \"proxy_http_headers\" is a Centrifugo v5 key: use \"client.proxy.connect.http_headers\" and \"client.proxy.refresh.http_headers\"".into());
+            set_if_absent(obj, "client.proxy.connect.http_headers", v.clone());
+            set_if_absent(obj, "client.proxy.refresh.http_headers", v);
+            continue;
+        }
         let target = V5_ALIASES
             .iter()
             .find(|(old, _)| *old == key)
@@ -259,14 +265,30 @@ fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
                 } else {
                     "refresh"
                 };
-                set_path_obj(
+                set_if_absent(
                     obj,
                     &format!("client.proxy.{section}.enabled"),
                     Value::Bool(true),
                 );
             }
-            set_path_obj(obj, &target, v);
+            // When both spellings are present, the v6 key wins.
+            set_if_absent(obj, &target, v);
         }
+    }
+}
+
+/// Sets a dotted path unless the file already has a value there.
+fn set_if_absent(obj: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut cur: Option<&Value> = None;
+    for (i, part) in path.split('.').enumerate() {
+        cur = if i == 0 {
+            obj.get(part)
+        } else {
+            cur.and_then(|c| c.get(part))
+        };
+    }
+    if cur.is_none() {
+        set_path_obj(obj, path, value);
     }
 }
 
@@ -371,6 +393,11 @@ fn apply_env(
                 env_name(&path)
             ));
         }
+        if name == "CENTRIFUGO_PROXY_CONNECT_ENDPOINT" {
+            set_path(tree, "client.proxy.connect.enabled", Value::Bool(true));
+        } else if name == "CENTRIFUGO_PROXY_REFRESH_ENDPOINT" {
+            set_path(tree, "client.proxy.refresh.enabled", Value::Bool(true));
+        }
         let value = env_value(raw, default).map_err(|reason| ConfigError::Env {
             name: name.clone(),
             reason,
@@ -396,6 +423,12 @@ fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
             } else {
                 Err(format!("{raw:?} is not a number"))
             }
+        }
+        // A bare number for a duration key means seconds, as in a file.
+        Value::String(d)
+            if super::duration::parse(d).is_ok() && raw.trim().parse::<u64>().is_ok() =>
+        {
+            Ok(Value::from(raw.trim().parse::<u64>().unwrap_or(0)))
         }
         Value::String(_) => Ok(Value::String(raw.to_string())),
         Value::Array(_) => {
@@ -524,5 +557,39 @@ mod tests {
         assert_eq!(y["http_api"]["key"], "y");
         let t = parse_text(Path::new("c.toml"), "[http_api]\nkey = \"t\"\n").unwrap();
         assert_eq!(t["http_api"]["key"], "t");
+    }
+
+    #[test]
+    fn v6_key_wins_over_v5_alias_and_v5_env_proxy_is_enabled() {
+        let l = load_value(
+            json!({"api_key": "old", "http_api": {"key": "new"}, "proxy_http_headers": ["Cookie"]}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.config.http_api.key, "new");
+        assert_eq!(l.config.client.proxy.refresh.http_headers, vec!["Cookie"]);
+        let l = load_value(
+            json!({}),
+            &env(&[
+                ("CENTRIFUGO_PROXY_CONNECT_ENDPOINT", "http://127.0.0.1:1/c"),
+                ("CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY", "7"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert!(l.config.client.proxy.connect.enabled);
+        assert_eq!(
+            l.config.client.stale_close_delay.0.as_secs(),
+            7,
+            "a bare number is seconds, as in a file"
+        );
+        let l = load_value(
+            json!({}),
+            &env(&[("CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_ENABLED", "true")]),
+            &[],
+        )
+        .unwrap();
+        assert!(l.config.client.subscription_token.enabled);
     }
 }

@@ -47,8 +47,12 @@ pub struct Config {
     pub http_stream: Toggle,
     /// `admin`: the admin web UI (not supported; must stay disabled).
     pub admin: Admin,
-    /// `prometheus`: metrics endpoint (not served yet; must stay disabled).
+    /// `prometheus`: Prometheus metrics at `/metrics` (a small set of gauges and counters).
     pub prometheus: Endpoint,
+    /// `debug`: pprof-style debug endpoints (not supported; must stay disabled).
+    pub debug: Toggle,
+    /// `swagger`: API docs UI (not supported; must stay disabled).
+    pub swagger: Toggle,
     /// `health`: `GET /health` answering `{}`.
     pub health: Endpoint,
     /// `node`: this node's identity.
@@ -116,9 +120,9 @@ impl Default for Log {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Token {
-    /// `enabled`: only meaningful for `client.subscription_token`: use these keys for subscription tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
+    /// `enabled`: only meaningful for `client.subscription_token` (use these
+    /// keys for subscription tokens); ignored under `client.token`.
+    pub enabled: bool,
     /// `hmac_secret_key`: HS256/384/512 secret.
     pub hmac_secret_key: String,
     /// `hmac_previous_secret_key`: previous HMAC secret accepted during rotation.
@@ -538,7 +542,8 @@ pub struct Websocket {
     pub handler_prefix: String,
     /// `websocket.message_size_limit`: largest inbound message in bytes (65536); larger closes with 1009.
     pub message_size_limit: usize,
-    /// `websocket.write_timeout`: time allowed for one write (1000ms); then 3009 write error.
+    /// `websocket.write_timeout`: time allowed for one write (1000ms); a connection whose
+    /// write does not finish in time is dropped (no close frame can be written to it).
     pub write_timeout: Dur,
     /// `websocket.read_buffer_size`: per-connection read buffer (Gyre: 1024 bytes, grows on demand).
     pub read_buffer_size: usize,
@@ -591,7 +596,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeCfg {
-    /// `node.name`: human name shown by `info` (default: host name and port).
+    /// `node.name`: human name shown by `info` (default: `gyre_<port>`).
     pub name: String,
 }
 

@@ -63,6 +63,25 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "must start with /",
         ));
     }
+    if c.http_api.handler_prefix.trim_end_matches('/').is_empty() {
+        return Err(ConfigError::invalid(
+            "http_api.handler_prefix",
+            "must name a path such as /api",
+        ));
+    }
+    for (key, e) in [
+        ("health.handler_prefix", &c.health),
+        ("prometheus.handler_prefix", &c.prometheus),
+    ] {
+        if !e.handler_prefix.is_empty()
+            && (!e.handler_prefix.starts_with('/') || e.handler_prefix == "/")
+        {
+            return Err(ConfigError::invalid(
+                key,
+                "must be a path starting with / (e.g. /health)",
+            ));
+        }
+    }
     if !c.websocket.handler_prefix.starts_with('/') {
         return Err(ConfigError::invalid(
             "websocket.handler_prefix",
@@ -101,6 +120,8 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("sse.enabled", c.sse.enabled),
         ("http_stream.enabled", c.http_stream.enabled),
         ("admin.enabled", c.admin.enabled),
+        ("debug.enabled", c.debug.enabled),
+        ("swagger.enabled", c.swagger.enabled),
         ("database.enabled", c.database.enabled),
     ] {
         if on {

@@ -66,6 +66,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Connection tasks, awaited at shutdown.
     pub tracker: TaskTracker,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Node {
@@ -111,6 +113,7 @@ impl Node {
             started: std::time::Instant::now(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            metrics: Default::default(),
             cfg: Arc::new(cfg),
         }))
     }
@@ -145,7 +148,8 @@ impl Node {
             (p, None)
         };
         let frame = encode_push(channel, "pub", &p);
-        self.hub.broadcast(channel, &frame, false);
+        let n = self.hub.broadcast(channel, &frame, false);
+        crate::metrics::Metrics::add(&self.metrics.deliveries, n as u64);
         top
     }
 

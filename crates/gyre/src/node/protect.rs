@@ -21,6 +21,7 @@ impl Node {
         for h in &conns {
             h.outbox.disconnect(d.clone());
         }
+        crate::metrics::Metrics::add(&self.metrics.closed_blocked, conns.len() as u64);
         conns.len()
     }
 
@@ -38,6 +39,7 @@ impl Node {
         for h in &conns {
             h.outbox.push_control(Control::Recheck);
         }
+        crate::metrics::Metrics::add(&self.metrics.rechecks, conns.len() as u64);
         conns.len()
     }
 
@@ -63,6 +65,7 @@ impl Node {
         for h in &conns {
             h.outbox.push_control(Control::Recheck);
         }
+        crate::metrics::Metrics::add(&self.metrics.rechecks, conns.len() as u64);
         conns.len()
     }
 }

@@ -223,14 +223,11 @@ impl Protect {
     }
 
     fn set_reason(&self, kind: Kind, key: &str, reason: Option<&str>) {
-        let mut r = self.reasons.lock();
-        match reason.filter(|s| !s.is_empty()) {
-            Some(text) => {
-                r.insert((kind, key.to_string()), text.to_string());
-            }
-            None => {
-                r.remove(&(kind, key.to_string()));
-            }
+        // A repeated call without a reason keeps the earlier audit note.
+        if let Some(text) = reason.filter(|s| !s.is_empty()) {
+            self.reasons
+                .lock()
+                .insert((kind, key.to_string()), text.to_string());
         }
     }
 
@@ -253,7 +250,7 @@ impl Protect {
 
     /// Unblocks a user; true if a block existed.
     pub fn unblock(&self, user: &str) -> bool {
-        self.set_reason(Kind::Block, user, None);
+        self.reasons.lock().remove(&(Kind::Block, user.to_string()));
         self.blocks.remove(user)
     }
 

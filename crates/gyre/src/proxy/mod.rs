@@ -47,6 +47,9 @@ pub struct ConnectRequest<'a> {
     /// Connect data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<&'a RawValue>,
+    /// Connect data as base64 (`binary_encoding: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b64data: Option<String>,
     /// Channels of `ConnectRequest.subs`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<&'a str>,
@@ -168,6 +171,11 @@ impl ProxyClient {
     /// True if the connect proxy is on.
     pub fn connect_enabled(&self) -> bool {
         self.connect.enabled
+    }
+
+    /// True if the connect proxy wants `b64data` instead of `data`.
+    pub fn connect_binary(&self) -> bool {
+        self.connect.binary_encoding
     }
 
     /// True if the refresh proxy is on.

@@ -253,3 +253,29 @@ async fn health_endpoint() {
         404
     );
 }
+
+#[tokio::test]
+async fn api_key_in_query_is_url_decoded_and_metrics_are_served() {
+    let s = server(json!({"http_api": {"key": "a+b/c"}, "prometheus": {"enabled": true}})).await;
+    let url = format!("http://{}/api/info?api_key=a%2Bb%2Fc", s.addr);
+    assert_eq!(
+        reqwest::Client::new()
+            .post(url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let (_ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
+    let m = reqwest::get(format!("http://{}/metrics", s.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("centrifugo_node_num_clients 1"), "{m}");
+    assert!(m.contains("gyre_client_connects_total 1"), "{m}");
+}

@@ -225,3 +225,28 @@ async fn configurable_codes() {
     Api::new(&s).call("block_user", json!({"user": "1"})).await;
     assert_eq!(ws.expect_close().await, (4503, "banned".into()));
 }
+
+#[tokio::test]
+async fn refusals_are_counted_in_metrics() {
+    let s = server(json!({"prometheus": {"enabled": true}})).await;
+    let api = Api::new(&s);
+    api.call("block_user", json!({"user": "b"})).await;
+    api.call("revoke_token", json!({"uid": "r"})).await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "b"}))}}))
+        .await;
+    ws.expect_close().await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "x", "jti": "r"}))}}))
+        .await;
+    assert_eq!(ws.recv().await["error"]["code"], 109);
+    let m = reqwest::get(format!("http://{}/metrics", s.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("gyre_protect_refused_blocked_total 1"), "{m}");
+    assert!(m.contains("gyre_protect_refused_token_total 1"), "{m}");
+    assert!(m.contains("gyre_protect_blocked_users 1"), "{m}");
+}

@@ -140,3 +140,24 @@ async fn refresh_proxy_extends_or_expires() {
     assert_eq!(ws.expect_close().await, (3005, "connection expired".into()));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn binary_encoding_sends_b64data() {
+    let (url, seen) = backend().await;
+    let s = server(json!({"client": {"proxy": {"connect": {"enabled": true, "endpoint": url, "binary_encoding": true}}}})).await;
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"user": "p2"}}}))
+        .await;
+    ws.recv().await;
+    let (body, _) = seen.lock()[0].clone();
+    assert_eq!(body["encoding"], "binary");
+    assert!(body.get("data").is_none());
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(body["b64data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&raw).unwrap(),
+        json!({"user": "p2"})
+    );
+}

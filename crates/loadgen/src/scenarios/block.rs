@@ -50,7 +50,10 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     for i in 0..n {
         let slot = if i / stride < k { i % stride } else { u64::MAX };
         let (group, token) = match slot {
-            0 => (BLOCKED, ctx.minter.mint(&blocked_user, &format!("lg-{tag}-b{i}"))?),
+            0 => (
+                BLOCKED,
+                ctx.minter.mint(&blocked_user, &format!("lg-{tag}-b{i}"))?,
+            ),
             1 if a.revoke => (REVOKED, shared_token.clone()),
             _ => {
                 let name = format!("lg-{tag}-{i}");
@@ -58,12 +61,19 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
             }
         };
         let channel = Some(format!("lg-{tag}-ch{}", i % 16));
-        members.push(Member { index: i, token, channel, group });
+        members.push(Member {
+            index: i,
+            token,
+            channel,
+            group,
+        });
     }
     let dialer = ctx.dialer(ctx.common.read_buffer as usize);
     let open_start = Instant::now();
     let fleet = Fleet::launch(dialer.clone(), ctx.concurrency(), members, 3);
-    fleet.wait_open(Duration::from_secs(ctx.common.max_time)).await;
+    fleet
+        .wait_open(Duration::from_secs(ctx.common.max_time))
+        .await;
     let open_secs = open_start.elapsed().as_secs_f64();
     let sh = fleet.shared.clone();
     let api = ctx.api()?;
@@ -96,14 +106,26 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
         let api_time = at.elapsed();
         let all_in_time = fleet.wait_ended(REVOKED, sh.opened(REVOKED), wait).await;
         tokio::time::sleep(grace).await;
-        revoke = Some(Phase { name: "revoke", call, api_time, all_in_time, at, group: REVOKED, code: REVOKE_CODE });
+        revoke = Some(Phase {
+            name: "revoke",
+            call,
+            api_time,
+            all_in_time,
+            at,
+            group: REVOKED,
+            code: REVOKE_CODE,
+        });
     }
     let sample = window.sample();
     let others_closed = sh.ended(OTHERS);
 
     let fresh = ctx.minter.mint(&blocked_user, &format!("lg-{tag}-fresh"))?;
     let reconnect_blocked = try_connect(&dialer, n, &fresh).await;
-    let reconnect_revoked = if a.revoke { Some(try_connect(&dialer, n + 1, &shared_token).await) } else { None };
+    let reconnect_revoked = if a.revoke {
+        Some(try_connect(&dialer, n + 1, &shared_token).await)
+    } else {
+        None
+    };
     let outcomes = fleet.stop().await;
 
     let mut r = Report::new("block");
@@ -113,7 +135,10 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     r.bool("revoke", a.revoke);
     r.section("open");
     r.int("opened", sh.opened_total());
-    r.int("failed", sh.failed.load(std::sync::atomic::Ordering::Relaxed));
+    r.int(
+        "failed",
+        sh.failed.load(std::sync::atomic::Ordering::Relaxed),
+    );
     if sh.failures.total() > 0 {
         r.str("failures", &sh.failures.summary());
     }
@@ -134,7 +159,10 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     }
     r.section("bystanders");
     r.int("others_closed", others_closed);
-    r.int("pings_answered", sh.pings.load(std::sync::atomic::Ordering::Relaxed));
+    r.int(
+        "pings_answered",
+        sh.pings.load(std::sync::atomic::Ordering::Relaxed),
+    );
     ok &= others_closed == 0;
     r.bool("ok", ok);
     r.section("cpu (API calls to last close + grace)");

@@ -54,7 +54,12 @@ pub(crate) async fn run(ctx: &Ctx, a: ConnectArgs) -> Result<Report> {
     let window = CpuWindow::start(ctx.common.server_pid);
     let mut tasks = Vec::with_capacity(tokens.len());
     for (i, token) in tokens.into_iter().enumerate() {
-        let (dialer, gate, shared, mut stop_rx) = (dialer.clone(), gate.clone(), shared.clone(), stop_rx.clone());
+        let (dialer, gate, shared, mut stop_rx) = (
+            dialer.clone(),
+            gate.clone(),
+            shared.clone(),
+            stop_rx.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire().await;
             let dial_start = Instant::now();
@@ -115,8 +120,16 @@ pub(crate) async fn run(ctx: &Ctx, a: ConnectArgs) -> Result<Report> {
     }
     r.float("connects_per_s", ok as f64 / sample.wall);
     r.section("latency");
-    shared.connect.lock().expect("lock").report(&mut r, "connect_reply", true);
-    shared.handshake.lock().expect("lock").report(&mut r, "tcp_upgrade", false);
+    shared
+        .connect
+        .lock()
+        .expect("lock")
+        .report(&mut r, "connect_reply", true);
+    shared
+        .handshake
+        .lock()
+        .expect("lock")
+        .report(&mut r, "tcp_upgrade", false);
     r.int("ended_early", shared.ended.load(Ordering::Relaxed));
     r.section("cpu");
     sample.report(&mut r, "", 0.0);

@@ -76,7 +76,9 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
     let tag = crate::token::run_tag();
     let channels: Vec<String> = (0..k).map(|c| format!("lg-{tag}-fan{c}")).collect();
     let shared = Arc::new(Shared {
-        latency: (0..SHARDS).map(|_| Mutex::new(Latency::default())).collect(),
+        latency: (0..SHARDS)
+            .map(|_| Mutex::new(Latency::default()))
+            .collect(),
         received: AtomicU64::new(0),
         unparsed: AtomicU64::new(0),
         last_delivery_ns: AtomicU64::new(0),
@@ -102,7 +104,12 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
             let name = format!("lg-{tag}-{i}");
             ctx.minter.mint(&name, &name)?
         };
-        let (dialer, gate, shared, stop_rx) = (dialer.clone(), gate.clone(), shared.clone(), stop_rx.clone());
+        let (dialer, gate, shared, stop_rx) = (
+            dialer.clone(),
+            gate.clone(),
+            shared.clone(),
+            stop_rx.clone(),
+        );
         let channel = channels[ch].clone();
         tasks.push(tokio::spawn(async move {
             let opened = {
@@ -129,7 +136,10 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
     }
     let sum = |v: &Vec<AtomicU64>| v.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
     let limit = Duration::from_secs(ctx.common.max_time);
-    poll_until(limit, || sum(&shared.subscribed) + shared.failed.load(Ordering::Relaxed) >= s).await;
+    poll_until(limit, || {
+        sum(&shared.subscribed) + shared.failed.load(Ordering::Relaxed) >= s
+    })
+    .await;
     let open_secs = open_start.elapsed().as_secs_f64();
     let subscribed = sum(&shared.subscribed);
     if subscribed == 0 {
@@ -143,10 +153,15 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
     publish(ctx.api()?, &a, &channels, &shared).await;
     let publish_secs = publish_start.elapsed().as_secs_f64();
     let expected: u64 = (0..k as usize)
-        .map(|c| shared.published[c].load(Ordering::Relaxed) * shared.subscribed[c].load(Ordering::Relaxed))
+        .map(|c| {
+            shared.published[c].load(Ordering::Relaxed)
+                * shared.subscribed[c].load(Ordering::Relaxed)
+        })
         .sum();
-    let drained =
-        poll_until(Duration::from_secs(a.drain), || shared.received.load(Ordering::Relaxed) >= expected).await;
+    let drained = poll_until(Duration::from_secs(a.drain), || {
+        shared.received.load(Ordering::Relaxed) >= expected
+    })
+    .await;
     let sample = window.sample();
     let _ = stop.send(true);
     for t in tasks {
@@ -181,8 +196,15 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
     if shared.publish_failures.total() > 0 {
         r.str("publish_failures", &shared.publish_failures.summary());
     }
-    r.float("publish_rate_per_s", published as f64 / publish_secs.max(1e-9));
-    shared.publish_latency.lock().expect("lock").report(&mut r, "publish_http", false);
+    r.float(
+        "publish_rate_per_s",
+        published as f64 / publish_secs.max(1e-9),
+    );
+    shared
+        .publish_latency
+        .lock()
+        .expect("lock")
+        .report(&mut r, "publish_http", false);
     r.section("delivery");
     r.int("expected", expected);
     r.int("received", received);
@@ -204,7 +226,15 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
 async fn publish(api: Api, a: &FanoutArgs, channels: &[String], shared: &Arc<Shared>) {
     let total = a.rate * a.duration;
     let prefixes: Arc<Vec<String>> = Arc::new(
-        channels.iter().map(|c| format!(r#"{{"channel":{},"data":{{"t":"#, serde_json::Value::from(c.as_str()))).collect(),
+        channels
+            .iter()
+            .map(|c| {
+                format!(
+                    r#"{{"channel":{},"data":{{"t":"#,
+                    serde_json::Value::from(c.as_str())
+                )
+            })
+            .collect(),
     );
     let gate = Arc::new(Semaphore::new(a.publish_concurrency as usize));
     let start = Instant::now();
@@ -212,7 +242,9 @@ async fn publish(api: Api, a: &FanoutArgs, channels: &[String], shared: &Arc<Sha
     while issued < total {
         let due = ((start.elapsed().as_secs_f64() * a.rate as f64) as u64 + 1).min(total);
         while issued < due {
-            let Ok(permit) = gate.clone().acquire_owned().await else { return };
+            let Ok(permit) = gate.clone().acquire_owned().await else {
+                return;
+            };
             let (api, prefixes, shared) = (api.clone(), prefixes.clone(), shared.clone());
             let seq = issued;
             tokio::spawn(async move {
@@ -221,7 +253,11 @@ async fn publish(api: Api, a: &FanoutArgs, channels: &[String], shared: &Arc<Sha
                 let body = format!("{}{},\"seq\":{seq}}}}}", prefixes[ch], unix_nanos());
                 match api.call("publish", body).await {
                     Ok(_) => {
-                        shared.publish_latency.lock().expect("lock").record(sent.elapsed());
+                        shared
+                            .publish_latency
+                            .lock()
+                            .expect("lock")
+                            .record(sent.elapsed());
                         shared.published[ch].fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => shared.publish_failures.add(&e),
@@ -232,7 +268,9 @@ async fn publish(api: Api, a: &FanoutArgs, channels: &[String], shared: &Arc<Sha
         }
         if issued < total {
             let next_due = Duration::from_secs_f64(issued as f64 / a.rate as f64);
-            let wait = next_due.saturating_sub(start.elapsed()).max(Duration::from_micros(500));
+            let wait = next_due
+                .saturating_sub(start.elapsed())
+                .max(Duration::from_micros(500));
             tokio::time::sleep(wait).await;
         }
     }
@@ -283,7 +321,7 @@ async fn receive(mut ws: Ws, mut stop: watch::Receiver<bool>, shared: &Shared, s
                 }
                 Some(Ok(_)) => {}
             },
-            _ = stop.wait_for(|s| *s) => {
+            () = client::stopped(&mut stop) => {
                 client::close(&mut ws).await;
                 return;
             }

@@ -70,7 +70,12 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     /// Spawns one task per member; at most `concurrency` are opening at a time.
-    pub(crate) fn launch(dialer: Arc<Dialer>, concurrency: usize, members: Vec<Member>, groups: usize) -> Fleet {
+    pub(crate) fn launch(
+        dialer: Arc<Dialer>,
+        concurrency: usize,
+        members: Vec<Member>,
+        groups: usize,
+    ) -> Fleet {
         let shared = Arc::new(Shared {
             opened: (0..groups).map(|_| AtomicU64::new(0)).collect(),
             ended: (0..groups).map(|_| AtomicU64::new(0)).collect(),
@@ -82,9 +87,21 @@ impl Fleet {
         let gate = Arc::new(Semaphore::new(concurrency));
         let tasks = members
             .into_iter()
-            .map(|m| tokio::spawn(member(dialer.clone(), gate.clone(), shared.clone(), stop_rx.clone(), m)))
+            .map(|m| {
+                tokio::spawn(member(
+                    dialer.clone(),
+                    gate.clone(),
+                    shared.clone(),
+                    stop_rx.clone(),
+                    m,
+                ))
+            })
             .collect();
-        Fleet { shared, stop, tasks }
+        Fleet {
+            shared,
+            stop,
+            tasks,
+        }
     }
 
     /// Members launched.
@@ -95,7 +112,8 @@ impl Fleet {
     /// Waits until every member is either open or failed (polling; bounded by `limit`).
     pub(crate) async fn wait_open(&self, limit: Duration) -> bool {
         let n = self.len();
-        let settled = || self.shared.opened_total() + self.shared.failed.load(Ordering::Relaxed) >= n;
+        let settled =
+            || self.shared.opened_total() + self.shared.failed.load(Ordering::Relaxed) >= n;
         poll_until(limit, settled).await
     }
 
@@ -139,7 +157,12 @@ async fn member(
     mut stop: watch::Receiver<bool>,
     m: Member,
 ) -> Outcome {
-    let Member { index, token, channel, group } = m;
+    let Member {
+        index,
+        token,
+        channel,
+        group,
+    } = m;
     let opened = {
         let _permit = gate.acquire().await;
         async {
@@ -163,5 +186,8 @@ async fn member(
     if !matches!(end, End::Stopped) {
         shared.ended[group].fetch_add(1, Ordering::Relaxed);
     }
-    Outcome { group, end: Some(end) }
+    Outcome {
+        group,
+        end: Some(end),
+    }
 }

@@ -33,8 +33,14 @@ struct Worker {
 impl Worker {
     async fn event(&mut self, name: &str) -> Result<Value> {
         loop {
-            let line = self.lines.next_line().await?.ok_or_else(|| anyhow!("worker exited before `{name}`"))?;
-            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            let line = self
+                .lines
+                .next_line()
+                .await?
+                .ok_or_else(|| anyhow!("worker exited before `{name}`"))?;
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
             if v["event"] == name {
                 return Ok(v);
             }
@@ -84,8 +90,16 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
 
     let opened: u64 = ready.iter().map(|v| u64_of(v, "opened")).sum();
     let failed: u64 = ready.iter().map(|v| u64_of(v, "failed")).sum();
-    let span_ns = ready.iter().map(|v| u64_of(v, "open_end_ns")).max().unwrap_or(0)
-        - ready.iter().map(|v| u64_of(v, "open_start_ns")).min().unwrap_or(0);
+    let span_ns = ready
+        .iter()
+        .map(|v| u64_of(v, "open_end_ns"))
+        .max()
+        .unwrap_or(0)
+        - ready
+            .iter()
+            .map(|v| u64_of(v, "open_start_ns"))
+            .min()
+            .unwrap_or(0);
     let open_secs = span_ns as f64 / 1e9;
     let ready_cpu: f64 = ready.iter().map(|v| f64_of(v, "cpu_s")).sum();
     let client_rss: u64 = ready.iter().map(|v| u64_of(v, "rss_kib")).sum();
@@ -105,7 +119,11 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
         done.push(w.event("done").await?);
         let _ = w.child.wait().await;
     }
-    let hold_cpu: f64 = done.iter().map(|v| f64_of(v, "cpu_hold_end_s")).sum::<f64>() - ready_cpu;
+    let hold_cpu: f64 = done
+        .iter()
+        .map(|v| f64_of(v, "cpu_hold_end_s"))
+        .sum::<f64>()
+        - ready_cpu;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_closed = pid.as_deref().and_then(stats::rss_kib);
 
@@ -118,7 +136,11 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
     r.int("opened", opened);
     r.int("failed", failed);
     if failed > 0 {
-        let kinds: Vec<&str> = ready.iter().filter_map(|v| v["failures"].as_str()).filter(|s| !s.is_empty()).collect();
+        let kinds: Vec<&str> = ready
+            .iter()
+            .filter_map(|v| v["failures"].as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
         r.str("failures", &kinds.join(" | "));
     }
     r.float("open_s", open_secs);
@@ -139,12 +161,25 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
         }
         _ => r.str("server_rss_per_conn_bytes", "n/a"),
     }
-    r.float("client_rss_per_conn_kib", client_rss as f64 / opened.max(1) as f64);
+    r.float(
+        "client_rss_per_conn_kib",
+        client_rss as f64 / opened.max(1) as f64,
+    );
     r.section("hold");
     r.int("hold_s", a.hold);
-    r.int("pings_answered", done.iter().map(|v| u64_of(v, "pings")).sum());
-    r.int("ended_during_hold", done.iter().map(|v| u64_of(v, "ended")).sum());
-    let ends: Vec<&str> = done.iter().filter_map(|v| v["ends"].as_str()).filter(|s| !s.is_empty()).collect();
+    r.int(
+        "pings_answered",
+        done.iter().map(|v| u64_of(v, "pings")).sum(),
+    );
+    r.int(
+        "ended_during_hold",
+        done.iter().map(|v| u64_of(v, "ended")).sum(),
+    );
+    let ends: Vec<&str> = done
+        .iter()
+        .filter_map(|v| v["ends"].as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
     if !ends.is_empty() {
         r.str("end_kinds", &ends.join(" | "));
     }
@@ -152,7 +187,14 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
     Ok(r)
 }
 
-fn spawn_worker(ctx: &Ctx, a: &IdleArgs, tag: &str, first: u64, count: u64, procs: u64) -> Result<Worker> {
+fn spawn_worker(
+    ctx: &Ctx,
+    a: &IdleArgs,
+    tag: &str,
+    first: u64,
+    count: u64,
+    procs: u64,
+) -> Result<Worker> {
     let c = &ctx.common;
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -162,14 +204,25 @@ fn spawn_worker(ctx: &Ctx, a: &IdleArgs, tag: &str, first: u64, count: u64, proc
         .args(["--url", &c.url, "--secret", &c.secret])
         .args(["--source-ips", &c.source_ips.to_string()])
         .args(["--concurrency", &(c.concurrency / procs).max(1).to_string()])
-        .args(["--read-buffer", &c.read_buffer.to_string(), "--max-time", &c.max_time.to_string()]);
+        .args([
+            "--read-buffer",
+            &c.read_buffer.to_string(),
+            "--max-time",
+            &c.max_time.to_string(),
+        ]);
     if let Some(key) = &c.rsa_key {
         cmd.arg("--rsa-key").arg(key);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().context("starting a worker process")?;
     let stdout = child.stdout.take().context("worker stdout")?;
-    Ok(Worker { child, lines: BufReader::new(stdout).lines() })
+    Ok(Worker {
+        child,
+        lines: BufReader::new(stdout).lines(),
+    })
 }
 
 /// Runs one worker: opens its share, reports, holds until told to stop.
@@ -190,7 +243,12 @@ pub(crate) async fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let limit = Duration::from_secs(ctx.common.max_time);
     let open_start_ns = unix_nanos();
-    let fleet = Fleet::launch(ctx.dialer(ctx.common.read_buffer as usize), ctx.concurrency(), members, 1);
+    let fleet = Fleet::launch(
+        ctx.dialer(ctx.common.read_buffer as usize),
+        ctx.concurrency(),
+        members,
+        1,
+    );
     fleet.wait_open(limit).await;
     let shared = fleet.shared.clone();
     let ready = json!({

@@ -34,7 +34,12 @@ impl Ctx {
         let ws = Target::parse(&common.url, &["ws"])?;
         let api_target = Target::parse(&common.api_url, &["http"])?;
         let minter = Arc::new(Minter::new(&common.secret, common.rsa_key.as_deref())?);
-        Ok(Ctx { common, ws, api_target, minter })
+        Ok(Ctx {
+            common,
+            ws,
+            api_target,
+            minter,
+        })
     }
 
     /// A dialer with the given read buffer size.

@@ -1,0 +1,119 @@
+//! A small Prometheus endpoint (`prometheus.enabled`, path `/metrics`):
+//! node gauges under Centrifugo's `centrifugo_node_*` names, and Gyre's own
+//! counters for the protective features. Counters are plain atomics bumped
+//! on the relevant paths; rendering reads them once per scrape.
+
+use crate::node::Node;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters kept by the node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Successful connects.
+    pub connects: AtomicU64,
+    /// Connects refused because the user is blocked.
+    pub refused_blocked: AtomicU64,
+    /// Connects, refreshes and subscribes refused for a revoked or invalidated token.
+    pub refused_token: AtomicU64,
+    /// Live connections closed by `block_user`.
+    pub closed_blocked: AtomicU64,
+    /// Live connections asked to re-check after a revocation or invalidation.
+    pub rechecks: AtomicU64,
+    /// Publications handed to local subscribers.
+    pub deliveries: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one.
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Renders the text exposition format.
+pub fn render(node: &Node) -> String {
+    let m = &node.metrics;
+    let (blocks, revoked, invalidations) = node.protect.sizes();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(
+        "centrifugo_node_num_clients",
+        "Connections on this node.",
+        node.hub.num_clients() as u64,
+    );
+    gauge(
+        "centrifugo_node_num_users",
+        "Distinct users on this node.",
+        node.hub.num_users() as u64,
+    );
+    gauge(
+        "centrifugo_node_num_channels",
+        "Channels with subscribers on this node.",
+        node.hub.num_channels() as u64,
+    );
+    gauge(
+        "centrifugo_node_num_subscriptions",
+        "Subscriptions on this node.",
+        node.hub.num_subs() as u64,
+    );
+    gauge(
+        "gyre_protect_blocked_users",
+        "Stored user blocks (including expired ones not yet swept).",
+        blocks as u64,
+    );
+    gauge(
+        "gyre_protect_revoked_tokens",
+        "Stored token revocations.",
+        revoked as u64,
+    );
+    gauge(
+        "gyre_protect_user_invalidations",
+        "Stored per-user token invalidations.",
+        invalidations as u64,
+    );
+    let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            v.load(Ordering::Relaxed)
+        );
+    };
+    counter(
+        "gyre_client_connects_total",
+        "Successful client connects.",
+        &m.connects,
+    );
+    counter(
+        "gyre_protect_refused_blocked_total",
+        "Connects refused for a blocked user.",
+        &m.refused_blocked,
+    );
+    counter(
+        "gyre_protect_refused_token_total",
+        "Connects, refreshes and subscribes refused for a revoked or invalidated token.",
+        &m.refused_token,
+    );
+    counter(
+        "gyre_protect_closed_blocked_total",
+        "Live connections closed by block_user.",
+        &m.closed_blocked,
+    );
+    counter(
+        "gyre_protect_rechecks_total",
+        "Live connections re-checked after revoke_token or invalidate_user_tokens.",
+        &m.rechecks,
+    );
+    counter(
+        "gyre_publication_deliveries_total",
+        "Publications handed to local subscribers' queues.",
+        &m.deliveries,
+    );
+    out
+}
