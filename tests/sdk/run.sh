@@ -11,7 +11,7 @@
 # script output) per scenario and a final "sdk: N passed, M failed" line.
 # Exit status: 0 when all passed, 1 otherwise, 2 when the suite could not start.
 #
-# Environment: GYRE_BIN, SDK_TIMEOUT (seconds per scenario, default 45),
+# Environment: GYRE_BIN (default $CARGO_TARGET_DIR or target, then debug/gyre), SDK_TIMEOUT (seconds per scenario, default 45),
 # SDK_VERBOSE=1 (print every scenario's output and frames), SDK_KEEP_LOG=1
 # (keep the temp dir with config and server log).
 set -euo pipefail
@@ -31,10 +31,11 @@ command -v python3 >/dev/null 2>&1 || die "python3 not found"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 
 # --- gyre binary -------------------------------------------------------------
-GYRE_BIN="${GYRE_BIN:-$ROOT/target/debug/gyre}"
-if [[ ! -x "$GYRE_BIN" ]]; then
+GYRE_BIN="${GYRE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/gyre}"
+if [[ ! -f "$GYRE_BIN" || ! -x "$GYRE_BIN" ]]; then
   die "gyre binary not found or not executable at '$GYRE_BIN': build it with 'cargo build -p gyre' or set GYRE_BIN"
 fi
+GYRE_BIN="$(cd "$(dirname "$GYRE_BIN")" && pwd)/$(basename "$GYRE_BIN")"
 
 # --- dependencies --------------------------------------------------------------
 install_log="$(mktemp)"
@@ -151,7 +152,7 @@ EOF
 "$GYRE_BIN" checkconfig --strict -c "$TMP/config.json" </dev/null >"$TMP/checkconfig.log" 2>&1 ||
   { cat "$TMP/checkconfig.log" >&2; die "gyre rejected the generated config"; }
 
-"$GYRE_BIN" -c "$TMP/config.json" </dev/null >"$TMP/gyre.log" 2>&1 &
+NO_COLOR=1 "$GYRE_BIN" -c "$TMP/config.json" </dev/null >"$TMP/gyre.log" 2>&1 &
 GYRE_PID=$!
 
 listening=0

@@ -105,7 +105,8 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
     pub(crate) connections: u64,
     /// Close each connection right after its connect reply (allows N above the
-    /// open-files limit); by default all stay open until the end.
+    /// open-files limit; source addresses are then left to the kernel); by
+    /// default all stay open until the end.
     #[arg(long)]
     pub(crate) close_each: bool,
 }

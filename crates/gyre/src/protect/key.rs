@@ -1,8 +1,10 @@
 //! Compact keys for token ids. Most `jti` values are canonical UUIDs (36
-//! characters); those are stored as 16 bytes inline, everything else as a
-//! boxed string. With a 16-byte entry this keeps a revoked token near 40
-//! bytes of table space plus the table's free slots, and lets a look-up by
-//! `&str` run without allocating.
+//! characters); those are stored as 16 bytes inline, other ids of up to 22
+//! bytes inline too, and only longer ones as a boxed string. A key is 24
+//! bytes with 8-byte alignment (a `u128` would force 16-byte alignment and a
+//! 32-byte key), so with a 16-byte entry a revoked token costs 40 bytes of
+//! table space plus the table's free slots, and a look-up by `&str` runs
+//! without allocating.
 
 use hashbrown::Equivalent;
 use std::hash::{Hash, Hasher};
@@ -10,11 +12,16 @@ use std::hash::{Hash, Hasher};
 /// A stored token id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
-    /// A canonical lower-case hyphenated UUID.
-    Uuid(u128),
-    /// Any other string.
+    /// A canonical lower-case hyphenated UUID, big-endian bytes.
+    Uuid([u8; 16]),
+    /// A short id stored inline: bytes and length.
+    Inline([u8; INLINE], u8),
+    /// A longer id.
     Str(Box<str>),
 }
+
+/// Longest id stored inline.
+const INLINE: usize = 22;
 
 /// A borrowed token id used for look-ups.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +43,12 @@ impl<'a> KeyRef<'a> {
     /// Owned copy.
     pub fn to_key(self) -> Key {
         match self {
-            KeyRef::Uuid(u) => Key::Uuid(u),
+            KeyRef::Uuid(u) => Key::Uuid(u.to_be_bytes()),
+            KeyRef::Str(s) if s.len() <= INLINE => {
+                let mut b = [0u8; INLINE];
+                b[..s.len()].copy_from_slice(s.as_bytes());
+                Key::Inline(b, s.len() as u8)
+            }
             KeyRef::Str(s) => Key::Str(s.into()),
         }
     }
@@ -46,8 +58,18 @@ impl Key {
     /// The id as the client wrote it.
     pub fn to_string_lossless(&self) -> String {
         match self {
-            Key::Uuid(u) => uuid::Uuid::from_u128(*u).hyphenated().to_string(),
+            Key::Uuid(u) => uuid::Uuid::from_bytes(*u).hyphenated().to_string(),
+            Key::Inline(b, n) => String::from_utf8_lossy(&b[..*n as usize]).into_owned(),
             Key::Str(s) => s.to_string(),
+        }
+    }
+
+    fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            Key::Uuid(u) => KeyRef::Uuid(u128::from_be_bytes(*u)),
+            // Inline keys were made from valid UTF-8 and are cut at a char boundary (the whole string).
+            Key::Inline(b, n) => KeyRef::Str(std::str::from_utf8(&b[..*n as usize]).unwrap_or("")),
+            Key::Str(s) => KeyRef::Str(s),
         }
     }
 }
@@ -77,10 +99,7 @@ fn parse_canonical_uuid(s: &str) -> Option<u128> {
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        match self {
-            Key::Uuid(u) => KeyRef::Uuid(*u).hash(h),
-            Key::Str(s) => KeyRef::Str(s).hash(h),
-        }
+        self.as_ref().hash(h)
     }
 }
 
@@ -101,9 +120,9 @@ impl Hash for KeyRef<'_> {
 
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        match (self, key) {
-            (KeyRef::Uuid(a), Key::Uuid(b)) => a == b,
-            (KeyRef::Str(a), Key::Str(b)) => *a == &**b,
+        match (self, key.as_ref()) {
+            (KeyRef::Uuid(a), KeyRef::Uuid(b)) => *a == b,
+            (KeyRef::Str(a), KeyRef::Str(b)) => *a == b,
             _ => false,
         }
     }
@@ -122,5 +141,10 @@ mod tests {
         let up = "0B7C1F9E-6A3D-4E2B-9F10-23456789ABCD";
         assert!(matches!(KeyRef::new(up), KeyRef::Str(_)));
         assert!(matches!(KeyRef::new("t1"), KeyRef::Str(_)));
+        assert!(matches!(KeyRef::new("t1").to_key(), Key::Inline(..)));
+        assert_eq!(KeyRef::new("t1").to_key().to_string_lossless(), "t1");
+        let long = "x".repeat(40);
+        assert!(matches!(KeyRef::new(&long).to_key(), Key::Str(_)));
+        assert_eq!(std::mem::size_of::<Key>(), 24);
     }
 }

@@ -162,9 +162,9 @@ pub struct Listed {
 
 /// The protective sets.
 pub struct Protect {
-    blocks: Sharded<Box<str>, Entry>,
+    blocks: Sharded<Key, Entry>,
     revoked: Sharded<Key, Entry>,
-    invalidations: Sharded<Box<str>, Invalidation>,
+    invalidations: Sharded<Key, Invalidation>,
     reasons: parking_lot::Mutex<std::collections::HashMap<(Kind, String), String>>,
 }
 
@@ -198,7 +198,11 @@ impl Protect {
 
     /// Is `user` blocked at `now`? Anonymous users are never blocked.
     pub fn is_blocked(&self, user: &str, now: i64) -> bool {
-        !user.is_empty() && self.blocks.get(user).is_some_and(|e| e.live(now))
+        !user.is_empty()
+            && self
+                .blocks
+                .get(&KeyRef::new(user))
+                .is_some_and(|e| e.live(now))
     }
 
     /// Checks a token of `user` with optional `jti` and `iat` (0 = none).
@@ -213,7 +217,7 @@ impl Protect {
             return TokenVerdict::Revoked;
         }
         if iat > 0
-            && let Some(inv) = self.invalidations.get(user)
+            && let Some(inv) = self.invalidations.get(&KeyRef::new(user))
             && inv.entry.live(now)
             && iat < inv.issued_before
         {
@@ -238,7 +242,7 @@ impl Protect {
     /// Blocks a user. A repeated block replaces expiry and reason.
     pub fn block(&self, user: &str, expire_at: i64, reason: Option<&str>, now: i64) {
         self.blocks.insert(
-            user.into(),
+            KeyRef::new(user).to_key(),
             Entry {
                 expire_at,
                 created_at: now,
@@ -251,7 +255,7 @@ impl Protect {
     /// Unblocks a user; true if a block existed.
     pub fn unblock(&self, user: &str) -> bool {
         self.reasons.lock().remove(&(Kind::Block, user.to_string()));
-        self.blocks.remove(user)
+        self.blocks.remove(&KeyRef::new(user))
     }
 
     /// Revokes a token id. A repeated call keeps the later expiry (0 wins: never expire).
@@ -288,18 +292,19 @@ impl Protect {
                 created_at: now,
             },
         };
-        self.invalidations.insert(user.into(), new, |old, new| {
-            if !old.entry.live(now) {
-                return new;
-            }
-            Invalidation {
-                issued_before: old.issued_before.max(new.issued_before),
-                entry: Entry {
-                    expire_at: later(old.entry.expire_at, new.entry.expire_at),
-                    created_at: new.entry.created_at,
-                },
-            }
-        });
+        self.invalidations
+            .insert(KeyRef::new(user).to_key(), new, |old, new| {
+                if !old.entry.live(now) {
+                    return new;
+                }
+                Invalidation {
+                    issued_before: old.issued_before.max(new.issued_before),
+                    entry: Entry {
+                        expire_at: later(old.entry.expire_at, new.entry.expire_at),
+                        created_at: new.entry.created_at,
+                    },
+                }
+            });
         self.set_reason(Kind::Invalidate, user, reason);
     }
 
@@ -308,7 +313,7 @@ impl Protect {
         let mut gone = Vec::new();
         let mut n = self.blocks.retain(|k, e| {
             e.live(now) || {
-                gone.push((Kind::Block, k.to_string()));
+                gone.push((Kind::Block, k.to_string_lossless()));
                 false
             }
         });
@@ -320,7 +325,7 @@ impl Protect {
         });
         n += self.invalidations.retain(|k, i| {
             i.entry.live(now) || {
-                gone.push((Kind::Invalidate, k.to_string()));
+                gone.push((Kind::Invalidate, k.to_string_lossless()));
                 false
             }
         });
@@ -336,7 +341,7 @@ impl Protect {
     /// Live block of one user.
     pub fn block_status(&self, user: &str, now: i64) -> Option<Listed> {
         self.blocks
-            .get(user)
+            .get(&KeyRef::new(user))
             .filter(|e| e.live(now))
             .map(|e| Listed {
                 user: Some(user.to_string()),
@@ -350,13 +355,14 @@ impl Protect {
 
     /// Live blocks, ordered by user, after `cursor`.
     pub fn list_blocks(&self, cursor: Option<&str>, limit: usize, now: i64) -> (Vec<Listed>, bool) {
-        let after: Option<Box<str>> = cursor.map(Into::into);
+        let after = cursor.map(|c| KeyRef::new(c).to_key());
         let (items, more) = self.blocks.list(after.as_ref(), limit, |_, e| e.live(now));
         let out = items
             .into_iter()
+            .map(|(k, e)| (k.to_string_lossless(), e))
             .map(|(u, e)| Listed {
                 reason: self.reason(Kind::Block, &u),
-                user: Some(u.into()),
+                user: Some(u),
                 uid: None,
                 issued_before: None,
                 expire_at: e.expire_at,
@@ -405,7 +411,7 @@ impl Protect {
         match user {
             Some(u) => self
                 .invalidations
-                .get(u)
+                .get(&KeyRef::new(u))
                 .filter(|i| i.entry.live(now))
                 .map(|i| vec![mk(u, i)])
                 .unwrap_or_default(),
@@ -414,7 +420,7 @@ impl Protect {
                 .list(None, usize::MAX, |_, i| i.entry.live(now))
                 .0
                 .into_iter()
-                .map(|(u, i)| mk(&u, i))
+                .map(|(u, i)| mk(&u.to_string_lossless(), i))
                 .collect(),
         }
     }
