@@ -9,6 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// State of the API routes.
 #[derive(Clone)]
@@ -114,19 +115,22 @@ pub async fn per_method(
     let Some(method) = canonical_method(&Value::String(method)) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let params: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return bad_request(),
+    // Parse only as far as "is this one JSON object": the method reads its
+    // params from these bytes, so payloads reach subscribers unchanged.
+    let params: &RawValue = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(_) => return bad_request(),
     };
+    if !params.get().starts_with('{') {
+        return bad_request();
+    }
     let result = st.exec.call(method, params).await;
     match result {
         // batch answers at the top level, not inside `result` (§5.4).
-        Ok(v) if method == "batch" => {
-            json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default())
-        }
+        Ok(v) if method == "batch" => json_response(StatusCode::OK, v.to_json().into_bytes()),
         Ok(v) => json_response(
             StatusCode::OK,
-            serde_json::to_vec(&serde_json::json!({"result": v})).unwrap_or_default(),
+            format!("{{\"result\":{}}}", v.to_json()).into_bytes(),
         ),
         Err(e) => error_response(&e, transport_mode(&st, &headers)),
     }
@@ -164,7 +168,7 @@ pub async fn legacy(
         id: Option<Value>,
         method: Value,
         #[serde(default)]
-        params: Value,
+        params: Option<Box<RawValue>>,
     }
     let mut cmds = Vec::new();
     for line in body.split(|b| *b == b'\n') {
@@ -183,20 +187,28 @@ pub async fn legacy(
     if cmds.is_empty() {
         return bad_request();
     }
-    let mut out = Vec::new();
+    let empty = RawValue::from_string("{}".into()).expect("valid JSON");
+    let mut out = String::new();
     for (i, (id, method, params)) in cmds.into_iter().enumerate() {
-        let mut reply = serde_json::Map::new();
-        if let Some(id) = id.filter(|v| !v.is_null()) {
-            reply.insert("id".into(), id);
-        }
-        match st.exec.call(method, params).await {
-            Ok(v) => reply.insert("result".into(), v),
-            Err(e) => reply.insert("error".into(), serde_json::to_value(&e).unwrap_or_default()),
-        };
         if i > 0 {
-            out.push(b'\n');
+            out.push('\n');
         }
-        out.extend(serde_json::to_vec(&reply).unwrap_or_default());
+        out.push('{');
+        if let Some(id) = id.filter(|v| !v.is_null()) {
+            out.push_str(&format!("\"id\":{id},"));
+        }
+        match st
+            .exec
+            .call(method, params.as_deref().unwrap_or(&empty))
+            .await
+        {
+            Ok(v) => out.push_str(&format!("\"result\":{}", v.to_json())),
+            Err(e) => out.push_str(&format!(
+                "\"error\":{}",
+                serde_json::to_string(&e).unwrap_or_default()
+            )),
+        }
+        out.push('}');
     }
-    json_response(StatusCode::OK, out)
+    json_response(StatusCode::OK, out.into_bytes())
 }

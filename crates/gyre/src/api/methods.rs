@@ -247,11 +247,11 @@ pub(super) struct ChannelParams {
     channel: String,
 }
 
-pub(super) fn presence(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
+pub(super) fn presence(node: &Node, p: ChannelParams) -> Result<Box<RawValue>, ApiError> {
     if !options(node, &p.channel)?.presence {
         return Err(ApiError::not_available());
     }
-    Ok(to_value(&PresenceResult {
+    Ok(super::raw(&PresenceResult {
         presence: node.presence.presence(&p.channel),
     }))
 }
@@ -277,14 +277,14 @@ pub(super) struct History {
     reverse: bool,
 }
 
-pub(super) fn history(node: &Node, p: History) -> Result<Value, ApiError> {
+pub(super) fn history(node: &Node, p: History) -> Result<Box<RawValue>, ApiError> {
     if options(node, &p.channel)?.history_size == 0 {
         return Err(ApiError::not_available());
     }
     let (publications, top) = node
         .history(&p.channel, p.since.as_ref(), p.limit, p.reverse)
         .map_err(|_| ApiError::unrecoverable())?;
-    Ok(to_value(&HistoryResult {
+    Ok(super::raw(&HistoryResult {
         publications,
         epoch: top.epoch,
         offset: top.offset,

@@ -11,6 +11,7 @@ use crate::node::Node;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// A server API error (protocol.md §5.3).
@@ -122,18 +123,65 @@ pub fn canonical_method(m: &Value) -> Option<&'static str> {
     }
 }
 
-/// Decodes method params; wrong types are 107.
-fn params<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    let v = if v.is_null() {
-        Value::Object(Default::default())
+/// Decodes method params straight from the request bytes (so `data` and
+/// `info` pass through byte for byte); wrong types are 107.
+fn params<T: DeserializeOwned>(p: &RawValue) -> Result<T, ApiError> {
+    let text = if p.get().trim() == "null" {
+        "{}"
     } else {
-        v
+        p.get()
     };
-    serde_json::from_value(v).map_err(|_| ApiError::bad_request())
+    serde_json::from_str(text).map_err(|_| ApiError::bad_request())
 }
 
 fn to_value<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Object(Default::default()))
+}
+
+/// Serializes a result that embeds raw payloads without re-parsing them.
+fn raw<T: Serialize>(t: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(t).expect("results serialize")
+}
+
+/// A method's result: a JSON tree, or pre-serialized JSON that carries
+/// application payloads verbatim (publications, presence info).
+#[derive(Debug)]
+pub enum Reply {
+    /// A tree.
+    Json(Value),
+    /// Pre-serialized JSON.
+    Raw(Box<RawValue>),
+}
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reply::Json(v) => v.serialize(s),
+            Reply::Raw(r) => r.serialize(s),
+        }
+    }
+}
+
+impl Reply {
+    /// The reply as JSON text.
+    pub fn to_json(&self) -> String {
+        match self {
+            Reply::Raw(r) => r.get().to_string(),
+            Reply::Json(v) => v.to_string(),
+        }
+    }
+}
+
+/// One `{"<key>": value}` object of a batch answer.
+struct Keyed<'a, T: Serialize>(&'a str, T);
+
+impl<T: Serialize> Serialize for Keyed<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.0, &self.1)?;
+        m.end()
+    }
 }
 
 /// The executor.
@@ -149,14 +197,24 @@ impl Executor {
     }
 
     /// Runs one method by canonical name.
-    pub async fn call(&self, method: &str, p: Value) -> Result<Value, ApiError> {
+    pub async fn call(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
         match method {
             "batch" => self.batch(p).await,
             _ => self.call_simple(method, p),
         }
     }
 
-    fn call_simple(&self, method: &str, p: Value) -> Result<Value, ApiError> {
+    fn call_simple(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
+        let n = &self.node;
+        match method {
+            "presence" => methods::presence(n, params(p)?).map(Reply::Raw),
+            "history" => methods::history(n, params(p)?).map(Reply::Raw),
+            "connections" => protect::connections(n, params(p)?).map(Reply::Raw),
+            _ => self.call_json(method, p).map(Reply::Json),
+        }
+    }
+
+    fn call_json(&self, method: &str, p: &RawValue) -> Result<Value, ApiError> {
         let n = &self.node;
         match method {
             "publish" => methods::publish(n, params(p)?),
@@ -165,14 +223,11 @@ impl Executor {
             "unsubscribe" => methods::unsubscribe(n, params(p)?),
             "disconnect" => methods::disconnect(n, params(p)?),
             "refresh" => methods::refresh(n, params(p)?),
-            "presence" => methods::presence(n, params(p)?),
             "presence_stats" => methods::presence_stats(n, params(p)?),
-            "history" => methods::history(n, params(p)?),
             "history_remove" => methods::history_remove(n, params(p)?),
             "channels" => methods::channels(n, params(p)?),
             "info" => Ok(methods::info(n)),
             "rpc" => Err(ApiError::not_found()), // no RPC extensions registered (§5.4)
-            "connections" => protect::connections(n, params(p)?),
             "block_user" => protect::block_user(n, params(p)?),
             "unblock_user" => protect::unblock_user(n, params(p)?),
             "revoke_token" => protect::revoke_token(n, params(p)?),
@@ -188,33 +243,35 @@ impl Executor {
     /// `batch`: `{"commands":[{"<method>":{...}}],"parallel":bool}` →
     /// `{"replies":[{"<method>":{...}} | {"error":{...}}]}`. The answer is not
     /// wrapped in `result` (§5.4); the HTTP layer knows that.
-    async fn batch(&self, p: Value) -> Result<Value, ApiError> {
+    async fn batch(&self, p: &RawValue) -> Result<Reply, ApiError> {
         #[derive(serde::Deserialize)]
         struct Batch {
             #[serde(default)]
-            commands: Vec<Value>,
+            commands: Vec<Box<RawValue>>,
             #[serde(default)]
             parallel: bool,
         }
         let b: Batch = params(p)?;
         let _ = b.parallel; // every method here is synchronous and fast: sequential order is kept either way
-        let mut replies = Vec::with_capacity(b.commands.len());
+        let mut replies: Vec<Box<RawValue>> = Vec::with_capacity(b.commands.len());
         for cmd in b.commands {
-            let item = match cmd {
-                Value::Object(m) if m.len() == 1 => {
+            let one: Option<std::collections::BTreeMap<String, Box<RawValue>>> =
+                serde_json::from_str(cmd.get()).ok();
+            let item = match one {
+                Some(m) if m.len() == 1 => {
                     let (k, v) = m.into_iter().next().expect("one entry");
-                    match canonical_method(&Value::String(k.clone())).filter(|m| *m != "batch") {
-                        Some(method) => match self.call_simple(method, v) {
-                            Ok(r) => serde_json::json!({ method: r }),
-                            Err(e) => serde_json::json!({ "error": e }),
+                    match canonical_method(&Value::String(k)).filter(|m| *m != "batch") {
+                        Some(method) => match self.call_simple(method, &v) {
+                            Ok(r) => raw(&Keyed(method, r)),
+                            Err(e) => raw(&Keyed("error", e)),
                         },
-                        None => serde_json::json!({ "error": ApiError::not_found() }),
+                        None => raw(&Keyed("error", ApiError::not_found())),
                     }
                 }
-                _ => serde_json::json!({ "error": ApiError::bad_request() }),
+                _ => raw(&Keyed("error", ApiError::bad_request())),
             };
             replies.push(item);
         }
-        Ok(serde_json::json!({ "replies": replies }))
+        Ok(Reply::Raw(raw(&Keyed("replies", replies))))
     }
 }

@@ -137,50 +137,80 @@ pub(super) struct Connections {
     expression: String,
 }
 
-pub(super) fn connections(node: &Node, p: Connections) -> Result<Value, ApiError> {
+/// One connection in the `connections` result (Centrifugo PRO's
+/// ConnectionInfo plus `client` and `info`). Payloads stay raw JSON.
+#[derive(serde::Serialize)]
+struct ConnectionInfo<'a> {
+    client: &'a str,
+    user: &'a str,
+    transport: &'static str,
+    protocol: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    app_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    app_version: &'a str,
+    connected_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<crate::protocol::Raw>,
+    state: ConnectionState<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ConnectionState<'a> {
+    channels: std::collections::BTreeMap<&'a str, Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_token: Option<&'a crate::node::handle::TokenId>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    subscription_tokens: &'a std::collections::BTreeMap<String, crate::node::handle::TokenId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct Source {
+    source: u8,
+}
+
+pub(super) fn connections(
+    node: &Node,
+    p: Connections,
+) -> Result<Box<serde_json::value::RawValue>, ApiError> {
     if !p.expression.is_empty() {
         return Err(ApiError::not_available()); // CEL expressions are not supported
     }
     required(&p.user)?;
-    let mut out = serde_json::Map::new();
+    let mut out = std::collections::BTreeMap::new();
     for h in node.hub.user_connections(&p.user) {
+        let info = h.info.lock().conn_info.clone();
         let st = h.state.lock();
-        let channels: serde_json::Map<String, Value> = st
-            .channels
-            .iter()
-            .map(|(c, s)| (c.clone(), json!({"source": s})))
-            .collect();
-        let mut state = json!({"channels": channels});
-        if !st.token.is_empty() {
-            state["connection_token"] = json!(st.token);
-        }
-        if !st.sub_tokens.is_empty() {
-            state["subscription_tokens"] = json!(st.sub_tokens);
-        }
-        if let Some(m) = &h.meta {
-            state["meta"] = serde_json::from_str(m.get()).unwrap_or(Value::Null);
-        }
-        drop(st);
-        let mut info = json!({
-            "client": &*h.id,
-            "user": &*h.user,
-            "transport": "websocket",
-            "protocol": "json",
-            "connected_at_ms": h.connected_at_ms,
-            "state": state,
-        });
-        if !h.app_name.is_empty() {
-            info["app_name"] = json!(h.app_name);
-        }
-        if !h.app_version.is_empty() {
-            info["app_version"] = json!(h.app_version);
-        }
-        if let Some(ci) = h.info.lock().conn_info.clone() {
-            info["info"] = serde_json::from_str(ci.get()).unwrap_or(Value::Null);
-        }
-        out.insert(h.id.to_string(), info);
+        let item = ConnectionInfo {
+            client: &h.id,
+            user: &h.user,
+            transport: "websocket",
+            protocol: "json",
+            app_name: &h.app_name,
+            app_version: &h.app_version,
+            connected_at_ms: h.connected_at_ms,
+            info,
+            state: ConnectionState {
+                channels: st
+                    .channels
+                    .iter()
+                    .map(|(c, s)| (c.as_str(), Source { source: *s }))
+                    .collect(),
+                connection_token: (!st.token.is_empty()).then_some(&st.token),
+                subscription_tokens: &st.sub_tokens,
+                meta: h.meta.as_deref(),
+            },
+        };
+        out.insert(h.id.to_string(), super::raw(&item));
     }
-    Ok(json!({"connections": out}))
+    Ok(super::raw(&Wrapper { connections: out }))
+}
+
+#[derive(serde::Serialize)]
+struct Wrapper {
+    connections: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
 }
 
 /// Paging params of the list methods.

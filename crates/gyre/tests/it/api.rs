@@ -279,3 +279,48 @@ async fn api_key_in_query_is_url_decoded_and_metrics_are_served() {
     assert!(m.contains("centrifugo_node_num_clients 1"), "{m}");
     assert!(m.contains("gyre_client_connects_total 1"), "{m}");
 }
+
+#[tokio::test]
+async fn api_payloads_pass_through_byte_for_byte() {
+    use futures_util::StreamExt;
+    let s = server(json!({})).await;
+    let api = Api::new(&s);
+    let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
+    ws.subscribe(2, "chat:raw").await;
+    let data = r#"{"z":1,"a":{"y":2.50,"b":[3,1e2]},"big":123456789012345678901,"m":"x"}"#;
+    let body = format!(r#"{{"channel":"chat:raw","data":{data}}}"#);
+    assert_eq!(
+        api.raw("publish", &body, &[("X-API-Key", KEY)]).await.0,
+        200
+    );
+    let text = loop {
+        match ws.ws.next().await.unwrap().unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(t) if t.contains("push") => {
+                break t.to_string();
+            }
+            _ => continue,
+        }
+    };
+    assert!(
+        text.contains(data),
+        "publication data must not be re-encoded: {text}"
+    );
+    let (_, hist) = api
+        .raw(
+            "history",
+            r#"{"channel":"chat:raw","limit":-1}"#,
+            &[("X-API-Key", KEY)],
+        )
+        .await;
+    assert!(hist.contains(data), "{hist}");
+    let legacy = format!(r#"{{"method":"publish","params":{body}}}"#);
+    api.raw("", &legacy, &[("Authorization", "apikey k")]).await;
+    let (_, batch) = api
+        .raw(
+            "batch",
+            r#"{"commands":[{"history":{"channel":"chat:raw","limit":-1}}]}"#,
+            &[("X-API-Key", KEY)],
+        )
+        .await;
+    assert_eq!(batch.matches(data).count(), 2, "{batch}");
+}
