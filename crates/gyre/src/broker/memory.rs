@@ -38,6 +38,18 @@ struct Stream {
     meta_expires: Option<Instant>,
 }
 
+impl Stream {
+    /// A fresh stream: new epoch, offset 0.
+    fn new() -> Self {
+        Stream {
+            epoch: new_epoch(),
+            top: 0,
+            items: VecDeque::new(),
+            meta_expires: None,
+        }
+    }
+}
+
 /// The in-memory history store.
 pub struct MemoryBroker {
     hasher: foldhash::fast::RandomState,
@@ -79,12 +91,7 @@ impl MemoryBroker {
     ) -> (Publication, StreamTop) {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
-        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            top: 0,
-            items: VecDeque::new(),
-            meta_expires: None,
-        });
+        let s = shard.entry(channel.to_string()).or_insert_with(Stream::new);
         s.top += 1;
         p.offset = s.top;
         s.items.push_back(Entry {
@@ -107,12 +114,7 @@ impl MemoryBroker {
     /// The current top of a channel's stream (creating the stream, as Centrifugo does).
     pub fn top(&self, channel: &str) -> StreamTop {
         let mut shard = self.shard(channel).lock();
-        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            top: 0,
-            items: VecDeque::new(),
-            meta_expires: None,
-        });
+        let s = shard.entry(channel.to_string()).or_insert_with(Stream::new);
         StreamTop {
             offset: s.top,
             epoch: s.epoch.clone(),
@@ -129,12 +131,7 @@ impl MemoryBroker {
     ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
-        let s = shard.entry(channel.to_string()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            top: 0,
-            items: VecDeque::new(),
-            meta_expires: None,
-        });
+        let s = shard.entry(channel.to_string()).or_insert_with(Stream::new);
         while s.items.front().is_some_and(|e| e.expires <= now) {
             s.items.pop_front();
         }

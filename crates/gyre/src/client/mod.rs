@@ -322,19 +322,9 @@ impl Session {
         Ok(())
     }
 
-    /// Checks a token against the enabled protective features.
+    /// Checks a token of this connection's user against the enabled protective features.
     fn check_token(&self, t: &TokenId, now: i64) -> TokenVerdict {
-        if t.is_empty() {
-            return TokenVerdict::Valid;
-        }
-        let cfg = &self.node.cfg;
-        let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
-        let iat = if cfg.user_tokens_invalidate.enabled {
-            t.issued_at
-        } else {
-            0
-        };
-        self.node.protect.check_token(&self.user, jti, iat, now)
+        self.check_token_for(&self.user, t, now)
     }
 
     /// Sets the connection expiry and its deadline.
