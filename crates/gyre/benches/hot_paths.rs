@@ -240,6 +240,25 @@ fn protect(c: &mut Criterion) {
             (blocked, v)
         })
     });
+    // Varying keys: every probe lands somewhere else in the 1M-entry tables,
+    // so cache misses are part of the figure.
+    let users: Vec<String> = (0..4096).map(|i| format!("visitor-{i}")).collect();
+    let jtis: Vec<String> = (0..4096u128)
+        .map(|i| {
+            uuid::Uuid::from_u128(i.wrapping_mul(0x1234_5678_9ABC_DEF1) ^ 0xFFFF)
+                .hyphenated()
+                .to_string()
+        })
+        .collect();
+    let mut k = 0usize;
+    g.bench_function("connect_path_allowed_user_varying_keys", |b| {
+        b.iter(|| {
+            k = (k + 1) & 4095;
+            let blocked = p.is_blocked(&users[k], now);
+            let v = p.check_token(&users[k], Some(&jtis[k]), now - 10, now);
+            (blocked, v)
+        })
+    });
     g.bench_function("connect_path_blocked_user", |b| {
         b.iter(|| p.is_blocked(black_box("user-77"), now))
     });

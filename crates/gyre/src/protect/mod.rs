@@ -11,15 +11,11 @@
 //! live connections.
 
 pub mod key;
+mod table;
 
-use hashbrown::HashMap;
 use key::{Key, KeyRef};
-use parking_lot::RwLock;
 use serde::Serialize;
-use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-const SHARDS: usize = 64;
+use table::Sharded;
 
 /// Stored facts about one entry. 16 bytes: the audit `reason`, rare and
 /// possibly long, lives in a side table so it costs nothing when absent.
@@ -44,88 +40,6 @@ pub struct Invalidation {
     pub issued_before: i64,
     /// Expiry and creation.
     pub entry: Entry,
-}
-
-struct Sharded<K, V> {
-    hasher: foldhash::fast::RandomState,
-    shards: Vec<RwLock<HashMap<K, V, foldhash::fast::RandomState>>>,
-    len: AtomicUsize,
-}
-
-impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
-    fn new() -> Self {
-        let hasher = foldhash::fast::RandomState::default();
-        Sharded {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::with_hasher(hasher.clone())))
-                .collect(),
-            hasher,
-            len: AtomicUsize::new(0),
-        }
-    }
-    fn shard<Q: Hash + ?Sized>(
-        &self,
-        q: &Q,
-    ) -> &RwLock<HashMap<K, V, foldhash::fast::RandomState>> {
-        &self.shards[(self.hasher.hash_one(q) as usize) % SHARDS]
-    }
-    fn get<Q: Hash + hashbrown::Equivalent<K> + ?Sized>(&self, q: &Q) -> Option<V> {
-        if self.len.load(Ordering::Relaxed) == 0 {
-            return None; // the common case: nothing blocked, no lock touched
-        }
-        self.shard(q).read().get(q).copied()
-    }
-    fn insert(&self, k: K, v: V, merge: impl FnOnce(V, V) -> V) {
-        let mut s = self.shard(&k).write();
-        match s.get_mut(&k) {
-            Some(old) => *old = merge(*old, v),
-            None => {
-                s.insert(k, v);
-                self.len.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    fn remove<Q: Hash + hashbrown::Equivalent<K> + ?Sized>(&self, q: &Q) -> bool {
-        let removed = self.shard(q).write().remove(q).is_some();
-        if removed {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-        }
-        removed
-    }
-    fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
-        let mut dropped = 0;
-        for s in &self.shards {
-            let mut m = s.write();
-            let before = m.len();
-            m.retain(|k, v| keep(k, v));
-            dropped += before - m.len();
-        }
-        self.len.fetch_sub(dropped, Ordering::Relaxed);
-        dropped
-    }
-    fn list(
-        &self,
-        after: Option<&K>,
-        limit: usize,
-        keep: impl Fn(&K, &V) -> bool,
-    ) -> (Vec<(K, V)>, bool) {
-        let mut all: Vec<(K, V)> = Vec::new();
-        for s in &self.shards {
-            all.extend(
-                s.read()
-                    .iter()
-                    .filter(|(k, v)| keep(k, v) && after.is_none_or(|a| *k > a))
-                    .map(|(k, v)| (k.clone(), *v)),
-            );
-        }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = all.len() > limit;
-        all.truncate(limit);
-        (all, more)
-    }
-    fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
-    }
 }
 
 /// Which table an audit reason belongs to.
