@@ -167,6 +167,7 @@ pub(crate) async fn connect_and_subscribe(
     Ok(())
 }
 
+/// The parts of a reply needed to match it to a command (borrowed, no allocation).
 #[derive(Deserialize)]
 struct ReplyHead<'a> {
     #[serde(default)]
@@ -175,6 +176,7 @@ struct ReplyHead<'a> {
     error: Option<ErrorBody<'a>>,
 }
 
+/// `Reply.error`.
 #[derive(Deserialize)]
 struct ErrorBody<'a> {
     code: u32,
@@ -182,6 +184,7 @@ struct ErrorBody<'a> {
     message: Cow<'a, str>,
 }
 
+/// Reads frames until the reply with `id` arrives; pushes are skipped, pings answered.
 async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
     loop {
         let msg = match ws.next().await {
@@ -221,6 +224,7 @@ async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
     }
 }
 
+/// The close frame as an error value (1005 when the frame carried no code).
 fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> ServerClosed {
     match frame {
         Some(f) => ServerClosed {

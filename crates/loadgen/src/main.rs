@@ -6,6 +6,18 @@
 //! Scenarios: `idle` (memory per held connection), `connect` (connect rate
 //! and latency), `fanout` (delivery rate, latency, loss), `block`
 //! (`block_user` / `revoke_token` close latency).
+//!
+//! ```text
+//! C="--api-key KEY --secret SECRET --server-pid $(pidof gyre)"
+//! gyre-loadgen idle    --connections 10000 --procs 2 --hold 30 $C
+//! gyre-loadgen connect --connections 5000 --concurrency 100 $C [--rsa-key key.pem]
+//! gyre-loadgen fanout  --subscribers 1000 --rate 100 --duration 10 [--channels 10] $C
+//! gyre-loadgen block   --connections 15000 --user-connections 1000 --revoke $C
+//! ```
+//!
+//! CPU figures come from `/proc/*/stat` (10 ms ticks): read short windows
+//! with that in mind. Client and server CPU are reported side by side so a
+//! client-bound result is not mistaken for the server's limit.
 
 mod api;
 mod cli;
@@ -46,6 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the chosen scenario under the `--max-time` limit and prints its report.
 async fn run(cli: Cli) -> Result<()> {
     let limit = Duration::from_secs(cli.common.max_time);
     let ctx = scenarios::Ctx::new(cli.common)?;

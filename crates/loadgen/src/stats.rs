@@ -86,6 +86,19 @@ pub(crate) fn cpu_secs(pid: &str, with_children: bool) -> Option<f64> {
     Some(ticks as f64 / CLOCK_TICKS_PER_SEC)
 }
 
+/// Busy CPU seconds of the whole machine (all cores; user, nice, system, irq,
+/// softirq; neither idle, iowait nor steal), from `/proc/stat`.
+pub(crate) fn machine_busy_secs() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
+    Some(busy as f64 / CLOCK_TICKS_PER_SEC)
+}
+
 /// `VmRSS` of a process in KiB.
 pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -131,6 +144,7 @@ pub(crate) struct CpuWindow {
     client: f64,
     server_pid: Option<String>,
     server: Option<f64>,
+    machine: Option<f64>,
 }
 
 impl CpuWindow {
@@ -142,6 +156,7 @@ impl CpuWindow {
             client: cpu_secs("self", true).unwrap_or(0.0),
             server: server_pid.as_deref().and_then(|p| cpu_secs(p, false)),
             server_pid,
+            machine: machine_busy_secs(),
         }
     }
 
@@ -160,6 +175,9 @@ impl CpuWindow {
             wall: self.elapsed().as_secs_f64().max(1e-9),
             client: cpu_secs("self", true).unwrap_or(0.0) - self.client,
             server,
+            machine: self
+                .machine
+                .and_then(|before| machine_busy_secs().map(|now| now - before)),
         }
     }
 }
@@ -172,6 +190,8 @@ pub(crate) struct CpuSample {
     pub(crate) client: f64,
     /// CPU seconds of the server, when its pid is known.
     pub(crate) server: Option<f64>,
+    /// Busy CPU seconds of the whole machine.
+    pub(crate) machine: Option<f64>,
 }
 
 impl CpuSample {
@@ -193,6 +213,16 @@ impl CpuSample {
             }
             None => r.str(&format!("{prefix}server_cpu_s"), "n/a (no --server-pid)"),
         }
+        // Whatever else ran on the machine meanwhile (builds, other tests):
+        // a large figure means the run competed for the cores.
+        if let Some(m) = self.machine {
+            let other = m - client - self.server.unwrap_or(0.0);
+            r.float(&format!("{prefix}other_cpu_s"), other.max(0.0));
+            r.float(
+                &format!("{prefix}other_cpu_pct"),
+                100.0 * other.max(0.0) / self.wall,
+            );
+        }
     }
 }
 
@@ -205,6 +235,7 @@ mod tests {
         assert!(cpu_secs("self", true).is_some());
         assert!(rss_kib("self").unwrap() > 0);
         assert!(open_files_limit("self").unwrap() > 0);
+        assert!(machine_busy_secs().unwrap() > 0.0);
     }
 
     #[test]

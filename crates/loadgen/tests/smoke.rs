@@ -1,8 +1,9 @@
 //! Smoke test: every scenario with tiny counts against the real `gyre` binary.
 //!
-//! The binary is taken from `$GYRE_BIN`, else from next to this package's
-//! binary (same target directory), else `../../target/debug/gyre`. When none
-//! exists the test is skipped with a note, except under `CI`, where it fails.
+//! The binary is `$GYRE_BIN` (which must then exist), else the `gyre` next to
+//! this package's binary (same target directory), else
+//! `../../target/debug/gyre`. When none exists the test is skipped with a
+//! note, except under `CI`, where it fails.
 
 use serde_json::Value;
 use std::io::Write as _;
@@ -14,8 +15,15 @@ use std::time::{Duration, Instant};
 const LOADGEN: &str = env!("CARGO_BIN_EXE_gyre-loadgen");
 
 fn gyre_bin() -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os("GYRE_BIN").map(PathBuf::from) {
+        assert!(
+            explicit.is_file(),
+            "GYRE_BIN={} is not a file",
+            explicit.display()
+        );
+        return Some(explicit);
+    }
     let candidates = [
-        std::env::var_os("GYRE_BIN").map(PathBuf::from),
         Path::new(LOADGEN).parent().map(|d| d.join("gyre")),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/gyre")),
     ];

@@ -150,6 +150,7 @@ pub(crate) async fn poll_until(limit: Duration, mut done: impl FnMut() -> bool) 
     }
 }
 
+/// One member's task: open under the concurrency gate, then hold.
 async fn member(
     dialer: Arc<Dialer>,
     gate: Arc<Semaphore>,

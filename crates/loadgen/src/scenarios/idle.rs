@@ -6,6 +6,10 @@
 //! workers talk over pipes: each worker prints a `ready` JSON line when its
 //! share is open, waits for a line (or EOF) on stdin, closes everything and
 //! prints a `done` line.
+//!
+//! Run it against a freshly started server: allocators keep freed memory, so
+//! a server that has already held many connections reuses it and shows a
+//! per-connection figure near zero.
 
 use super::Ctx;
 use super::fleet::{Fleet, Member};
@@ -187,6 +191,7 @@ pub(crate) async fn run(ctx: &Ctx, a: IdleArgs) -> Result<Report> {
     Ok(r)
 }
 
+/// Starts an `idle-worker` child for connections `first..first + count`.
 fn spawn_worker(
     ctx: &Ctx,
     a: &IdleArgs,

@@ -61,6 +61,8 @@ impl Ctx {
     pub(crate) fn describe(&self, r: &mut Report) {
         r.str("url", &self.common.url);
         r.str("jwt_alg", self.minter.algorithm());
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get() as u64);
+        r.int("cores", cores);
         r.int("source_ips", u64::from(self.common.source_ips));
         r.int("open_concurrency", self.common.concurrency);
         if let Some(pid) = self.common.server_pid {
