@@ -22,6 +22,56 @@ pub struct Metrics {
     pub rechecks: AtomicU64,
     /// Publications handed to local subscribers.
     pub deliveries: AtomicU64,
+    /// Time from a disconnect request (API `disconnect`, `block_user`, slow
+    /// client) to the close frame written on the socket.
+    pub forced_close: Histogram,
+}
+
+/// Bucket bounds of [`Histogram`], in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+/// A fixed-bucket latency histogram with atomic counters.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
 }
 
 impl Metrics {
@@ -114,6 +164,11 @@ pub fn render(node: &Node) -> String {
         "gyre_publication_deliveries_total",
         "Publications handed to local subscribers' queues.",
         &m.deliveries,
+    );
+    m.forced_close.render(
+        &mut out,
+        "gyre_forced_close_latency_seconds",
+        "Time from a disconnect request (API disconnect, block_user, slow client) to the close frame written.",
     );
     out
 }

@@ -421,6 +421,9 @@ impl Session {
         };
         match self.node.proxy.refresh(&req, &self.headers).await {
             Ok(Some(r)) if r.expired => Err(Disconnect::expired().into()),
+            Ok(Some(r)) if r.expire_at > 0 && r.expire_at <= crate::auth::now() => {
+                Err(Disconnect::expired().into())
+            }
             Ok(Some(r)) => {
                 self.set_exp(r.expire_at);
                 if let Some(info) = b64_json(&r.b64info).or(r.info.map(share)) {

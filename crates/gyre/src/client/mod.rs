@@ -362,7 +362,8 @@ impl Session {
             Phase::Connecting => self.deadline_base + cfg.stale_close_delay.0,
             Phase::Failed => self.deadline_base + FAILED_DROP_DELAY,
             Phase::Connected => {
-                let far = Instant::now() + Duration::from_secs(3600);
+                // A fixed far point, so the connection's timer is not moved on every wake.
+                let far = self.deadline_base + Duration::from_secs(365 * 86400);
                 let mut d = self.next_ping.unwrap_or(far);
                 if let Some(p) = self.pong_deadline {
                     d = d.min(p);

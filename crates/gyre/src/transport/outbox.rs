@@ -75,7 +75,7 @@ pub struct Outbox {
     bytes: AtomicUsize,
     max_bytes: usize,
     closed: AtomicBool,
-    disconnect: Mutex<Option<Disconnect>>,
+    disconnect: Mutex<Option<(Disconnect, tokio::time::Instant)>>,
     notify: Notify,
 }
 
@@ -120,12 +120,12 @@ impl Outbox {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        *self.disconnect.lock() = Some(d);
+        *self.disconnect.lock() = Some((d, tokio::time::Instant::now()));
         self.notify.notify_one();
     }
 
-    /// The pending disconnect, if any.
-    pub fn take_disconnect(&self) -> Option<Disconnect> {
+    /// The pending disconnect, if any, with the moment it was requested.
+    pub fn take_disconnect(&self) -> Option<(Disconnect, tokio::time::Instant)> {
         self.disconnect.lock().take()
     }
 
@@ -169,7 +169,7 @@ mod tests {
         assert!(!o.is_closed());
         o.push_frame(Bytes::from_static(b"1"));
         assert!(o.is_closed());
-        assert_eq!(o.take_disconnect().unwrap().code, 3008);
+        assert_eq!(o.take_disconnect().unwrap().0.code, 3008);
         let mut v = Vec::new();
         o.drain(&mut v);
         assert_eq!(v.len(), 2);

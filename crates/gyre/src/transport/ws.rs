@@ -15,6 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::future::Future;
 use std::sync::Arc;
 
 /// Most frames joined into one WebSocket message (Centrifuge's writer uses 16).
@@ -109,13 +110,30 @@ async fn send_batch(
             buf.freeze()
         };
         let text = Utf8Bytes::try_from(payload).map_err(|_| ())?;
-        match tokio::time::timeout(timeout, socket.send(Message::Text(text))).await {
-            Ok(Ok(())) => {}
-            _ => return Err(()),
-        }
+        send_within(socket, Message::Text(text), timeout).await?;
     }
     frames.clear();
     Ok(())
+}
+
+/// Sends one message, giving up after `timeout`. Most sends complete on
+/// the first poll (the kernel buffer has room), so the timer is armed only
+/// when the first poll is pending: a timer per write would put every
+/// fan-out delivery through the timer wheel twice.
+async fn send_within(
+    socket: &mut WebSocket,
+    msg: Message,
+    timeout: std::time::Duration,
+) -> Result<(), ()> {
+    let mut fut = std::pin::pin!(socket.send(msg));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(r) => r.map_err(|_| ()),
+        std::task::Poll::Pending => match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        },
+    }
 }
 
 async fn close_with(socket: &mut WebSocket, d: &Disconnect) {
@@ -123,9 +141,10 @@ async fn close_with(socket: &mut WebSocket, d: &Disconnect) {
         code: d.code,
         reason: Utf8Bytes::from(d.reason.clone()),
     };
-    let _ = tokio::time::timeout(
+    let _ = send_within(
+        socket,
+        Message::Close(Some(frame)),
         std::time::Duration::from_secs(1),
-        socket.send(Message::Close(Some(frame))),
     )
     .await;
 }
@@ -137,15 +156,25 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
     let mut out: Vec<Bytes> = Vec::new();
     let mut queued: Vec<Out> = Vec::new();
     let shutdown = node.shutdown.clone();
+    // When a disconnect was asked for from outside (API, block, slow client).
+    let mut requested: Option<tokio::time::Instant> = None;
+    // One timer for the connection's lifetime, moved only when the session's
+    // next deadline changes (not re-created on every wake).
+    let sleep = tokio::time::sleep_until(session.next_deadline());
+    tokio::pin!(sleep);
     let close: Close = loop {
         let deadline = session.next_deadline();
+        if sleep.deadline() != deadline || sleep.is_elapsed() {
+            sleep.as_mut().reset(deadline);
+        }
         let handle = session.handle().cloned();
         let step: Result<(), Close> = tokio::select! {
             biased;
             _ = shutdown.cancelled() => Err(Close::Frame(Disconnect::shutdown())),
             _ = async { match &handle { Some(h) => h.outbox.notified().await, None => std::future::pending().await } } => {
                 let h = handle.as_ref().expect("notified only with a handle");
-                if let Some(d) = h.outbox.take_disconnect() {
+                if let Some((d, at)) = h.outbox.take_disconnect() {
+                    requested = Some(at);
                     Err(Close::Frame(d))
                 } else {
                     h.outbox.drain(&mut queued);
@@ -180,7 +209,7 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
                     break Close::Drop;
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => session.on_timer(&mut out).await,
+            _ = &mut sleep => session.on_timer(&mut out).await,
         };
         if send_batch(&mut socket, &mut out, write_timeout)
             .await
@@ -193,8 +222,9 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
         }
         // A disconnect requested while we were busy (slow client, block) wins now.
         if let Some(h) = session.handle()
-            && let Some(d) = h.outbox.take_disconnect()
+            && let Some((d, at)) = h.outbox.take_disconnect()
         {
+            requested = Some(at);
             break Close::Frame(d);
         }
     };
@@ -202,6 +232,12 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
     let _ = send_batch(&mut socket, &mut out, write_timeout).await;
     if let Close::Frame(d) = &close {
         close_with(&mut socket, d).await;
+        if let Some(at) = requested {
+            node.metrics.forced_close.observe(at.elapsed());
+        }
+        // When many connections are closed at once (block_user, shutdown),
+        // let every close frame go out before any of the clean-up below runs.
+        tokio::task::yield_now().await;
     }
     if let Some(h) = session.handle() {
         h.outbox
