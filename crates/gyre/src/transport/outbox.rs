@@ -6,15 +6,16 @@
 //! slowing everyone else down (design.md §3.3 step 6).
 //!
 //! Memory: an idle outbox is an empty `VecDeque` (no allocation), a
-//! `Notify` and three words, so idle connections cost little.
+//! waker slot and a few words, so idle connections cost little.
 
 use crate::codes::Disconnect;
 use crate::protocol::Raw;
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
 
 /// Instructions for the connection task that change session state, so they
 /// must run inside the task that owns the session.
@@ -76,7 +77,11 @@ pub struct Outbox {
     max_bytes: usize,
     closed: AtomicBool,
     disconnect: Mutex<Option<(Disconnect, tokio::time::Instant)>>,
-    notify: Notify,
+    /// Set by producers, cleared by the connection task.
+    signalled: AtomicBool,
+    /// The connection task's waker: cheaper than a `Notify`, whose waiter
+    /// list is locked on every wait (measured in the fan-out profile).
+    waker: AtomicWaker,
 }
 
 impl Outbox {
@@ -88,7 +93,8 @@ impl Outbox {
             max_bytes,
             closed: AtomicBool::new(false),
             disconnect: Mutex::new(None),
-            notify: Notify::new(),
+            signalled: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -103,7 +109,7 @@ impl Outbox {
             return;
         }
         self.queue.lock().push_back(Out::Frame(frame));
-        self.notify.notify_one();
+        self.signal();
     }
 
     /// Queues a session instruction.
@@ -112,7 +118,7 @@ impl Outbox {
             return;
         }
         self.queue.lock().push_back(Out::Control(c));
-        self.notify.notify_one();
+        self.signal();
     }
 
     /// Asks the connection to close with `d`; the first reason wins and jumps the queue.
@@ -121,7 +127,7 @@ impl Outbox {
             return;
         }
         *self.disconnect.lock() = Some((d, tokio::time::Instant::now()));
-        self.notify.notify_one();
+        self.signal();
     }
 
     /// The pending disconnect, if any, with the moment it was requested.
@@ -134,9 +140,27 @@ impl Outbox {
         self.closed.load(Ordering::Acquire)
     }
 
+    fn signal(&self) {
+        self.signalled.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once something was queued since the last time it was ready.
+    pub fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.signalled.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // Check again: a producer may have signalled before the waker was stored.
+        if self.signalled.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
     /// Waits until something was queued.
     pub async fn notified(&self) {
-        self.notify.notified().await
+        std::future::poll_fn(|cx| self.poll_signal(cx)).await
     }
 
     /// Moves everything queued into `into` and releases its byte budget.

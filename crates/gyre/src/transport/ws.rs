@@ -162,12 +162,22 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
     // next deadline changes (not re-created on every wake).
     let sleep = tokio::time::sleep_until(session.next_deadline());
     tokio::pin!(sleep);
+    // The handle only changes at connect; the deadline only when the session
+    // did more than forward queued frames. Both are cached across wakes, as
+    // fan-out wakes every subscriber once per batch.
+    let mut handle: Option<Arc<crate::node::handle::ClientHandle>> = None;
+    let mut dirty = true;
     let close: Close = loop {
-        let deadline = session.next_deadline();
-        if sleep.deadline() != deadline || sleep.is_elapsed() {
-            sleep.as_mut().reset(deadline);
+        if dirty {
+            let deadline = session.next_deadline();
+            if sleep.deadline() != deadline || sleep.is_elapsed() {
+                sleep.as_mut().reset(deadline);
+            }
+            if handle.is_none() {
+                handle = session.handle().cloned();
+            }
         }
-        let handle = session.handle().cloned();
+        dirty = true;
         let step: Result<(), Close> = tokio::select! {
             biased;
             _ = shutdown.cancelled() => Err(Close::Frame(Disconnect::shutdown())),
@@ -179,10 +189,12 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
                 } else {
                     h.outbox.drain(&mut queued);
                     let mut r = Ok(());
+                    dirty = false;
                     for item in queued.drain(..) {
                         match item {
                             Out::Frame(b) => out.push(b),
                             Out::Control(c) => {
+                                dirty = true;
                                 if let Err(e) = session.handle_control(c, &mut out).await {
                                     r = Err(e);
                                     break;

@@ -249,11 +249,22 @@ async fn refusals_are_counted_in_metrics() {
     assert!(m.contains("gyre_protect_refused_blocked_total 1"), "{m}");
     assert!(m.contains("gyre_protect_refused_token_total 1"), "{m}");
     assert!(m.contains("gyre_protect_blocked_users 1"), "{m}");
-    assert!(m.contains("gyre_forced_close_latency_seconds_count 0"), "a refused connect is not a forced close: {m}");
+    assert!(
+        m.contains("gyre_forced_close_latency_seconds_count 0"),
+        "a refused connect is not a forced close: {m}"
+    );
     let (mut live, _) = Ws::connected(&s, &token(json!({"sub": "c"}))).await;
     api.call("block_user", json!({"user": "c"})).await;
     live.expect_close().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let m = reqwest::get(format!("http://{}/metrics", s.addr)).await.unwrap().text().await.unwrap();
-    assert!(m.contains("gyre_forced_close_latency_seconds_count 1"), "{m}");
+    let m = reqwest::get(format!("http://{}/metrics", s.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("gyre_forced_close_latency_seconds_count 1"),
+        "{m}"
+    );
 }
