@@ -45,12 +45,9 @@ pub async fn handler(
         .max_message_size(limit)
         .max_frame_size(limit)
         .protocols(["centrifuge-json"])
-        .on_upgrade(move |socket| {
-            let fut = run(node, socket, headers);
-            async move {
-                tracker.spawn(fut);
-            }
-        })
+        // axum already runs this future in its own task: track it there
+        // instead of spawning a second task per connection.
+        .on_upgrade(move |socket| tracker.track_future(run(node, socket, headers)))
 }
 
 /// Centrifugo's rule: with no allowed origins, only requests without an
