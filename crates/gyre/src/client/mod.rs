@@ -9,7 +9,6 @@ mod connect;
 mod subscribe;
 
 use crate::codes::{ClientError, Disconnect};
-use crate::config::ChannelOptions;
 use crate::node::Node;
 use crate::node::handle::{ClientHandle, TokenId};
 use crate::protect::TokenVerdict;
@@ -70,7 +69,6 @@ enum Phase {
 /// State of one subscription.
 #[derive(Debug)]
 struct SubState {
-    opts: Arc<ChannelOptions>,
     presence: bool,
     join_leave: bool,
     expire_at: i64,
@@ -292,7 +290,6 @@ impl Session {
     /// protective sets after a revocation or invalidation.
     fn recheck(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
         let now = crate::auth::now();
-        let p = &self.node.protect;
         if self.node.protect.is_blocked(&self.user, now) {
             return Err(self.node.protect_codes.block.clone().into());
         }
@@ -303,7 +300,6 @@ impl Session {
                 return Err(self.node.protect_codes.invalidate.clone().into());
             }
         }
-        let _ = p;
         let bad: Vec<String> = self
             .subs
             .iter()

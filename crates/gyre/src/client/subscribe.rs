@@ -272,7 +272,6 @@ impl Session {
             SubState {
                 presence: p.opts.presence,
                 join_leave: p.opts.join_leave,
-                opts: p.opts,
                 expire_at: p.expire_at,
                 deadline: (p.expire_at > 0).then(|| super::unix_to_instant(p.expire_at)),
                 token: p.token,
@@ -305,7 +304,6 @@ impl Session {
             st.channels.remove(channel);
             st.sub_tokens.remove(channel);
         }
-        let _ = &s.opts;
     }
 
     pub(super) fn unsubscribe(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
