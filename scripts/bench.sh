@@ -77,6 +77,7 @@ start_server; run idle_$N idle --connections "$N" --hold 10
 start_server; run idle_$BIG idle --connections "$BIG" --procs 2 --hold 10
 start_server; run connect_hs256 connect --connections 5000 --concurrency 100
 start_server; profiled connect_hs256_profiled 4 connect --connections 5000 --concurrency 100
+start_server; run connect_hs256_1m_protect connect --connections 5000 --concurrency 100 --preload 1000000
 start_server; run connect_rs256 connect --connections 5000 --concurrency 100 --rsa-key "$KEYS/rsa_private.pem"
 start_server
 for rate in 200 500 1000; do run "fanout_1k_r$rate" fanout --subscribers 1000 --rate "$rate" --duration 10; done

@@ -109,6 +109,11 @@ pub(crate) struct ConnectArgs {
     /// default all stay open until the end.
     #[arg(long)]
     pub(crate) close_each: bool,
+    /// Before connecting, block this many users and revoke this many token
+    /// ids through the API (batch calls), so every connect is checked against
+    /// a large protective set.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2_000_000))]
+    pub(crate) preload: u64,
 }
 
 /// `fanout` options.

@@ -36,6 +36,7 @@ pub(crate) async fn run(ctx: &Ctx, a: ConnectArgs) -> Result<Report> {
         stats::check_fd_budget(n)?;
         stats::warn_server_fd_budget(ctx.common.server_pid, n);
     }
+    let preload_s = super::preload::preload(ctx, a.preload).await?;
     let tag = crate::token::run_tag();
     let mint_start = Instant::now();
     let tokens = (0..n)
@@ -120,6 +121,10 @@ pub(crate) async fn run(ctx: &Ctx, a: ConnectArgs) -> Result<Report> {
     r.bool("close_each", close_each);
     if close_each {
         r.str("source_binding", "off (kernel port choice)");
+    }
+    r.int("preloaded_blocks_and_revocations", a.preload);
+    if a.preload > 0 {
+        r.float("preload_s", preload_s);
     }
     r.float("token_sign_s", mint_secs);
     r.float("token_sign_per_s", n as f64 / mint_secs.max(1e-9));

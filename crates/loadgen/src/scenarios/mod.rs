@@ -6,6 +6,7 @@ pub(crate) mod connect;
 pub(crate) mod fanout;
 pub(crate) mod fleet;
 pub(crate) mod idle;
+pub(crate) mod preload;
 
 use crate::api::Api;
 use crate::cli::Common;
