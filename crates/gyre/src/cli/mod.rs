@@ -268,7 +268,12 @@ fn init_logging(level: &str, file: &str) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_target(false);
     if file.is_empty() {
-        builder.with_writer(std::io::stderr).init();
+        // Colours only on a terminal: logs piped to a file or journal stay plain text.
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
     } else {
         let f = std::fs::OpenOptions::new()
             .create(true)
