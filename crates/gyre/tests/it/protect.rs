@@ -268,3 +268,54 @@ async fn refusals_are_counted_in_metrics() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn legacy_style_for_every_protective_method() {
+    let s = server(json!({})).await;
+    let api = Api::new(&s);
+    let (mut ws, _) = Ws::connected(
+        &s,
+        &token(json!({"sub": "42", "jti": "lj", "iat": now() - 100})),
+    )
+    .await;
+    let conns = legacy(&api, "connections", json!({"user": "42"})).await;
+    assert_eq!(
+        conns["result"]["connections"].as_object().unwrap().len(),
+        1,
+        "{conns}"
+    );
+    assert_eq!(
+        legacy(
+            &api,
+            "revoke_token",
+            json!({"uid": "lj", "expire_at": now() + 60})
+        )
+        .await,
+        json!({"result": {}})
+    );
+    assert_eq!(ws.expect_close().await.0, 3014);
+    let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "42", "iat": now() - 100}))).await;
+    assert_eq!(
+        legacy(&api, "invalidate_user_tokens", json!({"user": "42"})).await,
+        json!({"result": {}})
+    );
+    assert_eq!(ws.expect_close().await.0, 3014);
+    // Legacy method numbers (BLOCK_USER = 18) work too.
+    let (st, body) = api
+        .raw(
+            "",
+            &json!({"method": 18, "params": {"user": "n"}}).to_string(),
+            &[("Authorization", "apikey k")],
+        )
+        .await;
+    assert_eq!((st, body.as_str()), (200, r#"{"result":{}}"#));
+    assert_eq!(
+        legacy(
+            &api,
+            "invalidate_user_tokens",
+            json!({"user": "42", "channel": "x"})
+        )
+        .await["error"]["code"],
+        107
+    );
+}

@@ -503,3 +503,22 @@ async fn stale_slow_and_node_connection_limit() {
         .await;
     assert_eq!(ws.expect_close().await, (3008, "slow".into()));
 }
+
+#[tokio::test]
+async fn user_limited_channels() {
+    let s = server(
+        json!({"channel": {"namespaces": [{"name": "dm", "allow_user_limited_channels": true}]}}),
+    )
+    .await;
+    let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "42"}))).await;
+    assert_eq!(
+        ws.subscribe(2, "dm:talk#42,43").await,
+        json!({"id": 2, "subscribe": {}})
+    );
+    let (mut other, _) = Ws::connected(&s, &token(json!({"sub": "44"}))).await;
+    assert_eq!(
+        other.subscribe(2, "dm:talk#42,43").await["error"]["code"],
+        103
+    );
+    assert_eq!(other.subscribe(3, "dm:plain").await["error"]["code"], 103);
+}
