@@ -70,6 +70,14 @@ pub enum Event {
 }
 
 impl Ws {
+    /// Wraps an already connected socket.
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+        Ws {
+            ws,
+            pending: Default::default(),
+        }
+    }
+
     pub async fn connect(server: &Server) -> Ws {
         let url = format!("ws://{}/connection/websocket", server.addr);
         let (ws, _) = tokio_tungstenite::connect_async(url)

@@ -161,3 +161,77 @@ async fn binary_encoding_sends_b64data() {
         json!({"user": "p2"})
     );
 }
+
+#[tokio::test]
+async fn status_transforms_and_forwarded_headers() {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<(
+        Option<String>,
+        Option<String>,
+    )>::new()));
+    let s2 = seen.clone();
+    let app = Router::new().route(
+        "/connect",
+        post(
+            move |headers: axum::http::HeaderMap, Json(body): Json<Value>| {
+                let seen = s2.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from)
+                    };
+                    seen.lock().push((h("x-forwarded-for-test"), h("x-tenant")));
+                    match body["data"]["status"].as_u64() {
+                        Some(code) => (
+                            axum::http::StatusCode::from_u16(code as u16).unwrap(),
+                            Json(json!({})),
+                        ),
+                        None => (
+                            axum::http::StatusCode::OK,
+                            Json(json!({"result": {"user": "h1"}})),
+                        ),
+                    }
+                }
+            },
+        ),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let s = server(json!({"client": {"proxy": {"connect": {
+        "enabled": true, "endpoint": format!("http://{addr}/connect"),
+        "http_headers": ["X-Forwarded-For-Test"], "emulated_headers": ["X-Tenant"],
+        "http": {"status_to_code_transforms": [
+            {"status_code": 403, "to_error": {"code": 1403, "message": "forbidden", "temporary": false}},
+            {"status_code": 451, "to_disconnect": {"code": 4451, "reason": "legal"}}
+        ]}
+    }}}})).await;
+    let url = format!("ws://{}/connection/websocket", s.addr);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("X-Forwarded-For-Test", "10.9.8.7".parse().unwrap());
+    let (raw, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = Ws::from_stream(raw);
+    ws.send_json(json!({"id": 1, "connect": {"headers": {"x-tenant": "acme"}}}))
+        .await;
+    assert!(ws.recv().await["connect"]["client"].is_string());
+    assert_eq!(
+        seen.lock()[0],
+        (Some("10.9.8.7".into()), Some("acme".into()))
+    );
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"status": 403}}}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"id": 1, "error": {"code": 1403, "message": "forbidden"}})
+    );
+    let mut ws = Ws::connect(&s).await;
+    ws.send_json(json!({"id": 1, "connect": {"data": {"status": 451}}}))
+        .await;
+    assert_eq!(ws.expect_close().await, (4451, "legal".into()));
+}
