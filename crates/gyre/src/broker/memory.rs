@@ -80,7 +80,11 @@ impl MemoryBroker {
         &self.shards[(self.hasher.hash_one(ch) as usize) % SHARDS]
     }
 
-    /// Appends a publication, assigning its offset; returns the new top.
+    /// Appends a publication, assigning its offset, and runs `deliver` with
+    /// it before the channel's stream is unlocked: two concurrent
+    /// publications to one channel therefore reach subscribers in offset
+    /// order (a client tracking offsets never sees 3 before 2). Returns the
+    /// new top.
     pub fn add(
         &self,
         channel: &str,
@@ -88,27 +92,26 @@ impl MemoryBroker {
         size: usize,
         ttl: Duration,
         meta_ttl: Duration,
-    ) -> (Publication, StreamTop) {
+        deliver: impl FnOnce(&Publication),
+    ) -> StreamTop {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
         let s = shard.entry(channel.to_string()).or_insert_with(Stream::new);
         s.top += 1;
         p.offset = s.top;
+        deliver(&p);
         s.items.push_back(Entry {
-            publication: p.clone(),
+            publication: p,
             expires: now + ttl,
         });
         while s.items.len() > size {
             s.items.pop_front();
         }
         s.meta_expires = (!meta_ttl.is_zero()).then(|| now + meta_ttl);
-        (
-            p,
-            StreamTop {
-                offset: s.top,
-                epoch: s.epoch.clone(),
-            },
-        )
+        StreamTop {
+            offset: s.top,
+            epoch: s.epoch.clone(),
+        }
     }
 
     /// The current top of a channel's stream (creating the stream, as Centrifugo does).
@@ -210,7 +213,7 @@ mod tests {
     fn offsets_grow_and_size_limits_history() {
         let b = MemoryBroker::new();
         for _ in 0..5 {
-            b.add("c", p(), 3, Duration::from_secs(60), Duration::ZERO);
+            b.add("c", p(), 3, Duration::from_secs(60), Duration::ZERO, |_| {});
         }
         let (pubs, top) = b.history("c", None, None, false).unwrap();
         assert_eq!(top.offset, 5);
@@ -247,7 +250,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ttl_expires_publications() {
         let b = MemoryBroker::new();
-        b.add("c", p(), 10, Duration::from_secs(1), Duration::ZERO);
+        b.add("c", p(), 10, Duration::from_secs(1), Duration::ZERO, |_| {});
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(b.history("c", None, None, false).unwrap().0.is_empty());
     }

@@ -135,22 +135,25 @@ impl Node {
             offset: 0,
             tags,
         };
-        let (p, top) = if opts.history_size > 0 && !skip_history {
-            let (p, top) = self.broker.add(
+        let deliver = |p: &Publication| {
+            let frame = encode_push(channel, "pub", p);
+            let n = self.hub.broadcast(channel, &frame, false);
+            crate::metrics::Metrics::add(&self.metrics.deliveries, n as u64);
+        };
+        if opts.history_size > 0 && !skip_history {
+            // Delivered under the stream's lock so pushes keep offset order.
+            Some(self.broker.add(
                 channel,
                 p,
                 opts.history_size,
                 opts.history_ttl.0,
                 opts.history_meta_ttl.0,
-            );
-            (p, Some(top))
+                deliver,
+            ))
         } else {
-            (p, None)
-        };
-        let frame = encode_push(channel, "pub", &p);
-        let n = self.hub.broadcast(channel, &frame, false);
-        crate::metrics::Metrics::add(&self.metrics.deliveries, n as u64);
-        top
+            deliver(&p);
+            None
+        }
     }
 
     /// Sends a join or leave push to the subscribers that want it.

@@ -324,3 +324,29 @@ async fn api_payloads_pass_through_byte_for_byte() {
         .await;
     assert_eq!(batch.matches(data).count(), 2, "{batch}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publications_arrive_in_offset_order() {
+    let s = server(json!({})).await;
+    let (mut ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
+    ws.subscribe(2, "chat:order").await;
+    let api = std::sync::Arc::new(Api::new(&s));
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            api.call("publish", json!({"channel": "chat:order", "data": i}))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut last = 0;
+    for _ in 0..600 {
+        let v = ws.recv().await;
+        let off = v["push"]["pub"]["offset"].as_u64().unwrap();
+        assert_eq!(off, last + 1, "pushes must follow offsets: {v}");
+        last = off;
+    }
+}
