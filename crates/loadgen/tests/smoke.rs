@@ -66,7 +66,7 @@ fn start(bin: &Path) -> Server {
         std::process::id()
     ));
     let body = format!(
-        r#"{{"http_server":{{"port":{port}}},"client":{{"token":{{"hmac_secret_key":"s"}}}},"http_api":{{"key":"k"}},"channel":{{"without_namespace":{{"allow_subscribe_for_client":true}}}},"log":{{"level":"error"}}}}"#
+        r#"{{"http_server":{{"port":{port}}},"client":{{"token":{{"hmac_secret_key":"s"}}}},"http_api":{{"key":"k"}},"channel":{{"without_namespace":{{"allow_subscribe_for_client":true}}}},"log":{{"level":"error"}},"health":{{"enabled":true}}}}"#
     );
     std::fs::File::create(&config)
         .unwrap()
@@ -84,7 +84,9 @@ fn start(bin: &Path) -> Server {
         config,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Ready means Gyre answers HTTP: a bare TCP connect can succeed by
+    // connecting to itself when nothing listens yet on an ephemeral port.
+    while !healthy(port) {
         if let Some(status) = server.child.try_wait().unwrap() {
             panic!("gyre exited early: {status}");
         }
@@ -95,6 +97,22 @@ fn start(bin: &Path) -> Server {
         std::thread::sleep(Duration::from_millis(50));
     }
     server
+}
+
+/// True once `GET /health` answers 200.
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    use std::io::Read;
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
 }
 
 /// Runs the loadgen with `args` and returns its final JSON line.
@@ -127,6 +145,8 @@ fn loadgen(server: &Server, args: &[&str]) -> Value {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown by the test harness only when an assertion below fails.
+    eprintln!("{args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         out.status.success(),
         "{args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
@@ -159,7 +179,7 @@ fn scenarios_against_gyre() {
         &["idle", "--connections", "5", "--hold", "1", "--procs", "2"],
     );
     assert_eq!(idle["scenario"], "idle");
-    assert_eq!(num(&idle, "opened"), 5.0);
+    assert_eq!(num(&idle, "opened"), 5.0, "{idle}");
     assert_eq!(num(&idle, "failed"), 0.0);
     assert_eq!(num(&idle, "ended_during_hold"), 0.0);
     assert!(num(&idle, "connect_rate_per_s") > 0.0);

@@ -152,6 +152,19 @@ fn checkconfig_strict_and_bad_values() {
     );
 }
 
+fn health_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut buf = [0u8; 12];
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && s.read_exact(&mut buf).is_ok()
+        && buf.starts_with(b"HTTP/1.1 200")
+}
+
 #[test]
 fn server_env_and_flags_then_admin_verbs() {
     let d = tempfile::tempdir().unwrap();
@@ -175,7 +188,8 @@ fn server_env_and_flags_then_admin_verbs() {
     let url = format!("http://127.0.0.1:{port}");
     let mut up = false;
     for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // Ready = /health answers (a bare connect can self-connect on an ephemeral port).
+        if health_ok(port) {
             up = true;
             break;
         }
