@@ -255,7 +255,7 @@ impl Session {
             node.presence.add(&p.channel, info.clone());
         }
         if p.opts.join_leave {
-            node.join_leave(&p.channel, "join", &info, false);
+            node.join_leave(&p.channel, "join", &info);
         }
         if !p.token.uid.is_empty() {
             node.hub.add_token(&p.token.uid, &handle);
@@ -294,7 +294,7 @@ impl Session {
         }
         if s.join_leave {
             let info = self.client_info(s.chan_info.clone());
-            node.join_leave(channel, "leave", &info, false);
+            node.join_leave(channel, "leave", &info);
         }
         if let Some(h) = &self.handle {
             if !s.token.uid.is_empty() {

@@ -157,9 +157,11 @@ impl Node {
     }
 
     /// Sends a join or leave push to the subscribers that want it.
-    pub fn join_leave(&self, channel: &str, kind: &str, info: &ClientInfo, force: bool) {
+    /// Who gets them was decided per subscriber at subscribe time (the
+    /// client asked, or the namespace forces them): see `Subscriber::join_leave`.
+    pub fn join_leave(&self, channel: &str, kind: &str, info: &ClientInfo) {
         let frame = encode_push(channel, kind, &JoinLeave { info });
-        self.hub.broadcast(channel, &frame, !force);
+        self.hub.broadcast(channel, &frame, true);
     }
 
     /// History with Centrifugo's limits applied.

@@ -270,12 +270,7 @@ async fn api_key_in_query_is_url_decoded_and_metrics_are_served() {
         200
     );
     let (_ws, _) = Ws::connected(&s, &token(json!({"sub": "1"}))).await;
-    let m = reqwest::get(format!("http://{}/metrics", s.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics(&s).await;
     assert!(m.contains("centrifugo_node_num_clients 1"), "{m}");
     assert!(m.contains("gyre_client_connects_total 1"), "{m}");
 }

@@ -57,6 +57,16 @@ pub fn token_with(claims: Value, secret: &str) -> String {
     .unwrap()
 }
 
+/// The Prometheus text of a server started with `prometheus.enabled`.
+pub async fn metrics(server: &Server) -> String {
+    reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub struct Ws {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pending: std::collections::VecDeque<Value>,

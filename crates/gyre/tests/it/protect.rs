@@ -240,12 +240,7 @@ async fn refusals_are_counted_in_metrics() {
     ws.send_json(json!({"id": 1, "connect": {"token": token(json!({"sub": "x", "jti": "r"}))}}))
         .await;
     assert_eq!(ws.recv().await["error"]["code"], 109);
-    let m = reqwest::get(format!("http://{}/metrics", s.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics(&s).await;
     assert!(m.contains("gyre_protect_refused_blocked_total 1"), "{m}");
     assert!(m.contains("gyre_protect_refused_token_total 1"), "{m}");
     assert!(m.contains("gyre_protect_blocked_users 1"), "{m}");
@@ -257,12 +252,7 @@ async fn refusals_are_counted_in_metrics() {
     api.call("block_user", json!({"user": "c"})).await;
     live.expect_close().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let m = reqwest::get(format!("http://{}/metrics", s.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics(&s).await;
     assert!(
         m.contains("gyre_forced_close_latency_seconds_count 1"),
         "{m}"
