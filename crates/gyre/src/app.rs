@@ -22,6 +22,23 @@ pub struct Server {
     /// The node.
     pub node: Arc<Node>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// HTTP connection tasks (requests in flight, not upgraded WebSockets).
+    http_tracker: tokio_util::task::TaskTracker,
+}
+
+/// The listeners' limits; `max_pending_connections: 0` becomes a quarter of
+/// the open-files limit (raised to the hard limit first, as Go does).
+fn http_limits(c: &Config) -> crate::transport::http::Limits {
+    let nofile = crate::transport::http::raise_nofile_limit();
+    let max_pending = match c.http_server.max_pending_connections {
+        0 => nofile.map_or(1024, |n| (n / 4).clamp(64, 1 << 20) as usize),
+        n => n,
+    };
+    tracing::debug!(?nofile, max_pending, "HTTP connection limits");
+    crate::transport::http::Limits {
+        read_header_timeout: c.http_server.read_header_timeout.0,
+        max_pending,
+    }
 }
 
 fn api_routes(node: &Arc<Node>) -> Router {
@@ -32,6 +49,7 @@ fn api_routes(node: &Arc<Node>) -> Router {
         insecure: cfg.insecure,
         transport_errors: cfg.error_mode == "transport",
         shutdown: node.shutdown.clone(),
+        read_timeout: node.cfg.http_server.read_timeout.0,
     };
     let prefix = cfg.handler_prefix.trim_end_matches('/').to_string();
     let prefix = if prefix.is_empty() {
@@ -143,6 +161,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })?;
     let addr = listener.local_addr()?;
     let (main, internal) = routers(&node);
+    let limits = http_limits(&c);
+    let http_tracker = tokio_util::task::TaskTracker::new();
     let mut tasks = Vec::new();
     let mut internal_addr = None;
     if let Some(internal) = internal {
@@ -161,28 +181,28 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             anyhow::anyhow!("cannot listen on {iaddr} (http_server.internal_port): {e}")
         })?;
         internal_addr = Some(il.local_addr()?);
-        let token = node.shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(il, internal)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-        }));
+        tasks.push(tokio::spawn(crate::transport::http::serve(
+            il,
+            internal,
+            limits.clone(),
+            node.clone(),
+            http_tracker.clone(),
+        )));
     }
-    let token = node.shutdown.clone();
-    tasks.push(tokio::spawn(async move {
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(listener, main)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-    }));
+    tasks.push(tokio::spawn(crate::transport::http::serve(
+        listener,
+        main,
+        limits,
+        node.clone(),
+        http_tracker.clone(),
+    )));
     node.spawn_maintenance();
     Ok(Server {
         addr,
         internal_addr,
         node,
         tasks,
+        http_tracker,
     })
 }
 
@@ -202,8 +222,10 @@ impl Server {
         self.node.shutdown.cancel();
         self.node.tracker.close();
         let timeout = self.node.cfg.shutdown.timeout.0;
+        self.http_tracker.close();
         let all = async {
             self.node.tracker.wait().await;
+            self.http_tracker.wait().await;
             for t in self.tasks {
                 let _ = t.await;
             }

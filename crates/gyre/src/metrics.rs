@@ -22,6 +22,16 @@ pub struct Metrics {
     pub rechecks: AtomicU64,
     /// Publications handed to local subscribers.
     pub deliveries: AtomicU64,
+    /// Connections closed because `http_server.max_pending_connections`
+    /// newer connections were waiting for their first request head.
+    pub http_pending_evicted: AtomicU64,
+    /// Requests answered 501 for a `Transfer-Encoding` other than `chunked`.
+    pub http_bad_transfer_encoding: AtomicU64,
+    /// Server API requests whose body did not arrive within `http_server.read_timeout`.
+    pub http_body_timeouts: AtomicU64,
+    /// Connections closed with 3008 because replies and queued pushes
+    /// exceeded `client.queue_max_size`.
+    pub slow_disconnects: AtomicU64,
     /// Time from a disconnect request (API `disconnect`, `block_user`, slow
     /// client) to the close frame written on the socket.
     pub forced_close: Histogram,
@@ -164,6 +174,26 @@ pub fn render(node: &Node) -> String {
         "gyre_publication_deliveries_total",
         "Publications handed to local subscribers' queues.",
         &m.deliveries,
+    );
+    counter(
+        "gyre_http_pending_evicted_total",
+        "Connections closed while waiting for their first request head, to make room (http_server.max_pending_connections).",
+        &m.http_pending_evicted,
+    );
+    counter(
+        "gyre_http_unsupported_transfer_encoding_total",
+        "Requests answered 501 for a Transfer-Encoding other than chunked.",
+        &m.http_bad_transfer_encoding,
+    );
+    counter(
+        "gyre_http_body_timeouts_total",
+        "Server API requests whose body did not arrive within http_server.read_timeout.",
+        &m.http_body_timeouts,
+    );
+    counter(
+        "gyre_client_slow_disconnects_total",
+        "Connections closed with 3008 slow: queued pushes and replies over client.queue_max_size.",
+        &m.slow_disconnects,
     );
     m.forced_close.render(
         &mut out,

@@ -4,7 +4,7 @@
 //! work is in [`super::Executor`].
 
 use super::{ApiError, Executor, canonical_method};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,49 @@ pub struct ApiState {
     pub transport_errors: bool,
     /// Cancelled at shutdown: legacy API answers 503 then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `http_server.read_timeout`: time for the body to arrive after the headers.
+    pub read_timeout: std::time::Duration,
+}
+
+/// Largest request body the API reads (Centrifugo reads without a cap and
+/// relies on its 30 s read timeout alone; Gyre also bounds the memory one
+/// request can pin). Larger bodies are answered 413.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+
+/// Reads a request body, called only after the API key was accepted, so a
+/// request without credentials costs nothing beyond its headers. A body
+/// that does not arrive within `read_timeout` is answered 500, as
+/// Centrifugo's handlers answer a failed body read (its `ReadTimeout`),
+/// and the connection is closed.
+async fn read_body(st: &ApiState, body: Body) -> Result<Bytes, Response> {
+    // A declared length over the cap is refused before waiting for any of it.
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(close_after(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    match tokio::time::timeout(st.read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(close_after(StatusCode::PAYLOAD_TOO_LARGE))
+            } else {
+                tracing::debug!(error = %e, "API request body could not be read");
+                Err(close_after(StatusCode::INTERNAL_SERVER_ERROR))
+            }
+        }
+        Err(_) => {
+            crate::metrics::Metrics::inc(&st.exec.node().metrics.http_body_timeouts);
+            tracing::debug!("API request body did not arrive within http_server.read_timeout");
+            Err(close_after(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}
+
+/// An empty response with `status` that ends the connection: the rest of
+/// the body is unread, so the connection cannot carry another request.
+fn close_after(status: StatusCode) -> Response {
+    (status, [(header::CONNECTION, "close")]).into_response()
 }
 
 fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
@@ -107,13 +150,17 @@ pub async fn per_method(
     Path(method): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !authorized(&st, &headers, query.as_deref()) {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return close_after(StatusCode::UNAUTHORIZED);
     }
     let Some(method) = canonical_method(&Value::String(method)) else {
-        return StatusCode::NOT_FOUND.into_response();
+        return close_after(StatusCode::NOT_FOUND);
+    };
+    let body = match read_body(&st, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     // Parse only as far as "is this one JSON object": the method reads its
     // params from these bytes, so payloads reach subscribers unchanged.
@@ -154,14 +201,18 @@ pub async fn legacy(
     State(st): State<ApiState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !authorized(&st, &headers, query.as_deref()) {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return close_after(StatusCode::UNAUTHORIZED);
     }
     if st.shutdown.is_cancelled() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return close_after(StatusCode::SERVICE_UNAVAILABLE);
     }
+    let body = match read_body(&st, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     #[derive(serde::Deserialize)]
     struct Cmd {
         #[serde(default)]

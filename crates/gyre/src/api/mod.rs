@@ -196,6 +196,11 @@ impl Executor {
         Executor { node }
     }
 
+    /// The node this executor acts on.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Runs one method by canonical name.
     pub async fn call(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
         match method {

@@ -160,8 +160,27 @@ impl Session {
             return Ok(()); // §1.6 rule 7: stop reading commands after a failed connect
         }
         let cmds = protocol::decode_frame(frame).map_err(|_| Disconnect::bad_request())?;
+        // Replies wait in `out` until the frame is done, so they count
+        // against `client.queue_max_size` together with what is queued in
+        // the outbox (centrifuge puts replies in the same queue): one small
+        // frame of many `history` commands must not grow memory without
+        // bound. Over the limit: 3008 `slow`, as for a slow reader.
+        let max = self.node.cfg.client.queue_max_size;
+        let mut reply_bytes: usize = out.iter().map(Bytes::len).sum();
         for cmd in cmds {
+            // A connection closed meanwhile (block, API disconnect, slow)
+            // runs none of the frame's remaining commands.
+            if self.handle.as_ref().is_some_and(|h| h.outbox.is_closed()) {
+                break;
+            }
+            let before = out.len();
             self.handle_command(cmd, out).await?;
+            reply_bytes += out[before..].iter().map(Bytes::len).sum::<usize>();
+            let queued = self.handle.as_ref().map_or(0, |h| h.outbox.queued_bytes());
+            if reply_bytes + queued > max {
+                out.clear();
+                return Err(Disconnect::slow().into());
+            }
             if self.phase == Phase::Failed {
                 break;
             }

@@ -84,6 +84,19 @@ pub struct HttpServer {
     pub internal_address: String,
     /// `http_server.internal_port`: if set, the API and health endpoints move here.
     pub internal_port: String,
+    /// `http_server.read_header_timeout` (Gyre extension; Centrifugo's fixed
+    /// value is the default, 10s): time a connection has to send a complete
+    /// request head, when fresh and again between keep-alive requests.
+    pub read_header_timeout: Dur,
+    /// `http_server.read_timeout` (Gyre extension; Centrifugo's fixed value
+    /// is the default, 30s): time to read a request body once the headers
+    /// were accepted (server API).
+    pub read_timeout: Dur,
+    /// `http_server.max_pending_connections` (Gyre extension): connections
+    /// allowed to wait for their first request head at once, per listener;
+    /// one more closes the oldest waiting one. 0 (default) = a quarter of
+    /// the process's open-files limit, at least 64.
+    pub max_pending_connections: usize,
 }
 
 impl Default for HttpServer {
@@ -93,6 +106,9 @@ impl Default for HttpServer {
             port: 8000,
             internal_address: String::new(),
             internal_port: String::new(),
+            read_header_timeout: Dur::secs(10),
+            read_timeout: Dur::secs(30),
+            max_pending_connections: 0,
         }
     }
 }

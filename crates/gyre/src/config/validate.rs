@@ -15,6 +15,21 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
+    for (key, d) in [
+        (
+            "http_server.read_header_timeout",
+            c.http_server.read_header_timeout,
+        ),
+        ("http_server.read_timeout", c.http_server.read_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::invalid(
+                key,
+                "must be positive (defaults: read_header_timeout 10s, read_timeout 30s); \
+                 without it idle sockets are never closed",
+            ));
+        }
+    }
     let cl = &c.client;
     if !cl.pong_timeout.is_zero() && cl.ping_interval.0 <= cl.pong_timeout.0 {
         return Err(ConfigError::invalid(

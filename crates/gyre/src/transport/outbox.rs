@@ -105,6 +105,7 @@ impl Outbox {
         }
         let len = frame.len();
         if self.bytes.fetch_add(len, Ordering::Relaxed) + len > self.max_bytes {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
             self.disconnect(Disconnect::slow());
             return;
         }
@@ -133,6 +134,11 @@ impl Outbox {
     /// The pending disconnect, if any, with the moment it was requested.
     pub fn take_disconnect(&self) -> Option<(Disconnect, tokio::time::Instant)> {
         self.disconnect.lock().take()
+    }
+
+    /// Bytes of frames queued and not yet drained.
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// True once a disconnect was requested.

@@ -240,6 +240,9 @@ async fn run(node: Arc<Node>, mut socket: WebSocket, headers: HeaderMap) {
     // Replies produced by the failing step (e.g. an error before a close) go first.
     let _ = send_batch(&mut socket, &mut out, write_timeout).await;
     if let Close::Frame(d) = &close {
+        if d.code == 3008 {
+            crate::metrics::Metrics::inc(&node.metrics.slow_disconnects);
+        }
         close_with(&mut socket, d).await;
         if let Some(at) = requested {
             node.metrics.forced_close.observe(at.elapsed());

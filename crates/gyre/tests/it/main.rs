@@ -1,6 +1,7 @@
 //! The one integration test binary (design.md §3.1): real servers on
 //! 127.0.0.1, real sockets, whole-frame expectations.
 
+mod abuse;
 mod api;
 mod auth;
 mod cli;
