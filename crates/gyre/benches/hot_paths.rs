@@ -12,9 +12,9 @@ use gyre::client::Session;
 use gyre::node::Node;
 use gyre::node::handle::{ClientHandle, HandleState};
 use gyre::node::hub::{Hub, Subscriber};
+use gyre::node::outbox::{Out, Outbox};
 use gyre::protect::Protect;
-use gyre::protocol::ClientInfo;
-use gyre::transport::outbox::{Out, Outbox};
+use gyre::protocol::{ClientInfo, ProtocolKind, PushFrames};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use parking_lot::Mutex;
 use serde_json::json;
@@ -137,6 +137,8 @@ fn handle(i: usize) -> Arc<ClientHandle> {
         id: id.clone(),
         user: user.clone(),
         outbox: Outbox::new(1 << 20),
+        transport: "websocket",
+        protocol: ProtocolKind::Json,
         app_name: String::new(),
         app_version: String::new(),
         connected_at_ms: 0,
@@ -162,6 +164,7 @@ fn fanout(c: &mut Criterion) {
                 Subscriber {
                     handle: h.clone(),
                     join_leave: false,
+                    proto: ProtocolKind::Json,
                 },
             );
         }
@@ -178,7 +181,8 @@ fn fanout(c: &mut Criterion) {
                     let mut sink: Vec<Out> = Vec::new();
                     for _ in 0..iters {
                         let start = Instant::now();
-                        black_box(hub.broadcast("news", &frame, false));
+                        let frames = PushFrames::new(|_| frame.clone());
+                        black_box(hub.broadcast("news", &frames, false));
                         total += start.elapsed();
                         for h in &handles {
                             h.outbox.drain(&mut sink);
@@ -200,6 +204,7 @@ fn fanout(c: &mut Criterion) {
                 Subscriber {
                     handle: h.clone(),
                     join_leave: false,
+                    proto: ProtocolKind::Json,
                 },
             );
             hub.unsubscribe(black_box("news:1"), &h.id);

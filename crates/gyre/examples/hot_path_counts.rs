@@ -17,9 +17,9 @@ use gyre::client::Session;
 use gyre::node::Node;
 use gyre::node::handle::{ClientHandle, HandleState};
 use gyre::node::hub::{Hub, Subscriber};
+use gyre::node::outbox::{Out, Outbox};
 use gyre::protect::Protect;
-use gyre::protocol::ClientInfo;
-use gyre::transport::outbox::{Out, Outbox};
+use gyre::protocol::{ClientInfo, ProtocolKind, PushFrames};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use parking_lot::Mutex;
 use serde_json::json;
@@ -42,6 +42,8 @@ fn handle(i: usize) -> Arc<ClientHandle> {
         id: id.clone(),
         user: user.clone(),
         outbox: Outbox::new(1 << 20),
+        transport: "websocket",
+        protocol: ProtocolKind::Json,
         app_name: String::new(),
         app_version: String::new(),
         connected_at_ms: 0,
@@ -66,6 +68,7 @@ fn fanout(iters: usize) -> usize {
             Subscriber {
                 handle: h.clone(),
                 join_leave: false,
+                proto: ProtocolKind::Json,
             },
         );
     }
@@ -85,7 +88,8 @@ fn fanout(iters: usize) -> usize {
 
 #[inline(never)]
 fn measured_fanout(hub: &Hub, frame: &Bytes) {
-    black_box(hub.broadcast("news", frame, false));
+    let frames = PushFrames::new(|_| frame.clone());
+    black_box(hub.broadcast("news", &frames, false));
 }
 
 /// Decode and dispatch of a frame of 10 `publish` commands, `iters` times.

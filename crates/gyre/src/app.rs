@@ -42,14 +42,14 @@ fn http_limits(c: &Config) -> crate::transport::http::Limits {
 }
 
 fn api_routes(node: &Arc<Node>) -> Router {
-    let cfg = &node.cfg.http_api;
+    let cfg = &node.cfg().http_api;
     let st = ApiState {
         exec: Executor::new(node.clone()),
         key: cfg.key.clone(),
         insecure: cfg.insecure,
         transport_errors: cfg.error_mode == "transport",
-        shutdown: node.shutdown.clone(),
-        read_timeout: node.cfg.http_server.read_timeout.0,
+        shutdown: node.lifecycle().shutdown().clone(),
+        read_timeout: node.cfg().http_server.read_timeout.0,
     };
     let prefix = cfg.handler_prefix.trim_end_matches('/').to_string();
     let prefix = if prefix.is_empty() {
@@ -65,11 +65,11 @@ fn api_routes(node: &Arc<Node>) -> Router {
 
 fn service_routes(node: &Arc<Node>) -> Router {
     let mut r = Router::new();
-    if node.cfg.health.enabled {
-        let path = if node.cfg.health.handler_prefix.is_empty() {
+    if node.cfg().health.enabled {
+        let path = if node.cfg().health.handler_prefix.is_empty() {
             "/health".to_string()
         } else {
-            node.cfg.health.handler_prefix.clone()
+            node.cfg().health.handler_prefix.clone()
         };
         r = r.route(
             &path,
@@ -81,11 +81,11 @@ fn service_routes(node: &Arc<Node>) -> Router {
             }),
         );
     }
-    if node.cfg.prometheus.enabled {
-        let path = if node.cfg.prometheus.handler_prefix.is_empty() {
+    if node.cfg().prometheus.enabled {
+        let path = if node.cfg().prometheus.handler_prefix.is_empty() {
             "/metrics".to_string()
         } else {
-            node.cfg.prometheus.handler_prefix.clone()
+            node.cfg().prometheus.handler_prefix.clone()
         };
         let n = node.clone();
         r = r.route(
@@ -104,7 +104,7 @@ fn service_routes(node: &Arc<Node>) -> Router {
             }),
         );
     }
-    if !node.cfg.http_api.disabled {
+    if !node.cfg().http_api.disabled {
         r = r.merge(api_routes(node));
     }
     r
@@ -113,22 +113,22 @@ fn service_routes(node: &Arc<Node>) -> Router {
 /// The main router (and, without an internal port, the service routes too).
 pub fn routers(node: &Arc<Node>) -> (Router, Option<Router>) {
     let mut main: Router = Router::new();
-    if !node.cfg.websocket.disabled {
+    if !node.cfg().websocket.disabled {
         let ws: Router = Router::new()
             .route(
-                &node.cfg.websocket.handler_prefix,
+                &node.cfg().websocket.handler_prefix,
                 any(crate::transport::ws::handler),
             )
             .with_state(node.clone());
         main = main.merge(ws);
     }
-    let internal_split = !node.cfg.http_server.internal_port.is_empty();
+    let internal_split = !node.cfg().http_server.internal_port.is_empty();
     if internal_split {
         let mut internal = service_routes(node);
-        if node.cfg.http_api.external && !node.cfg.http_api.disabled {
+        if node.cfg().http_api.external && !node.cfg().http_api.disabled {
             main = main.merge(api_routes(node));
             internal = Router::new();
-            if node.cfg.health.enabled {
+            if node.cfg().health.enabled {
                 internal = service_routes(node);
             }
         }
@@ -154,7 +154,7 @@ fn bind_addr(address: &str, port: u16) -> String {
 /// Binds and starts serving.
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let node = Node::new(cfg)?;
-    let c = node.cfg.clone();
+    let c = node.cfg().clone();
     let main_addr = bind_addr(&c.http_server.address, c.http_server.port);
     let listener = TcpListener::bind(&main_addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {main_addr} (http_server.address/http_server.port): {e}")
@@ -209,28 +209,26 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
 impl Server {
     /// Address of the API (internal port if set).
     pub fn api_addr(&self) -> SocketAddr {
-        if self.node.cfg.http_api.external {
+        if self.node.cfg().http_api.external {
             self.addr
         } else {
             self.internal_addr.unwrap_or(self.addr)
         }
     }
 
-    /// Graceful shutdown: clients get 3001, in-flight requests finish, tasks
-    /// are awaited up to `shutdown.timeout`.
+    /// Graceful shutdown, in order, within `shutdown.timeout`: listeners
+    /// stop accepting and clients get 3001; in-flight API requests finish;
+    /// then background loops stop.
     pub async fn shutdown(self) {
-        self.node.shutdown.cancel();
-        self.node.tracker.close();
-        let timeout = self.node.cfg.shutdown.timeout.0;
+        let timeout = self.node.cfg().shutdown.timeout.0;
         self.http_tracker.close();
-        let all = async {
-            self.node.tracker.wait().await;
-            self.http_tracker.wait().await;
+        let http = async {
             for t in self.tasks {
-                let _ = t.await;
+                let _ = t.await; // accept loops end at once on the shutdown signal
             }
+            self.http_tracker.wait().await;
         };
-        if tokio::time::timeout(timeout, all).await.is_err() {
+        if !self.node.lifecycle().shutdown_in_order(timeout, http).await {
             tracing::warn!("shutdown timeout reached; exiting with work in flight");
         }
     }

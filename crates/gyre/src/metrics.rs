@@ -97,8 +97,9 @@ impl Metrics {
 
 /// Renders the text exposition format.
 pub fn render(node: &Node) -> String {
-    let m = &node.metrics;
-    let (blocks, revoked, invalidations) = node.protect.sizes();
+    let m = node.metrics();
+    let (blocks, revoked, invalidations) = node.protect_sizes();
+    let (clients, users, channels, subs) = node.local_counts();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, v: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -106,22 +107,22 @@ pub fn render(node: &Node) -> String {
     gauge(
         "centrifugo_node_num_clients",
         "Connections on this node.",
-        node.hub.num_clients() as u64,
+        clients as u64,
     );
     gauge(
         "centrifugo_node_num_users",
         "Distinct users on this node.",
-        node.hub.num_users() as u64,
+        users as u64,
     );
     gauge(
         "centrifugo_node_num_channels",
         "Channels with subscribers on this node.",
-        node.hub.num_channels() as u64,
+        channels as u64,
     );
     gauge(
         "centrifugo_node_num_subscriptions",
         "Subscriptions on this node.",
-        node.hub.num_subs() as u64,
+        subs as u64,
     );
     gauge(
         "gyre_protect_blocked_users",

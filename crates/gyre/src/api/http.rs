@@ -56,7 +56,7 @@ async fn read_body(st: &ApiState, body: Body) -> Result<Bytes, Response> {
             }
         }
         Err(_) => {
-            crate::metrics::Metrics::inc(&st.exec.node().metrics.http_body_timeouts);
+            crate::metrics::Metrics::inc(&st.exec.node().metrics().http_body_timeouts);
             tracing::debug!("API request body did not arrive within http_server.read_timeout");
             Err(close_after(StatusCode::INTERNAL_SERVER_ERROR))
         }

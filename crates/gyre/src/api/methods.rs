@@ -5,8 +5,9 @@ use crate::codes::Disconnect;
 use crate::config::ChannelOptions;
 use crate::config::channel::ChannelError;
 use crate::node::Node;
+use crate::node::Targets;
+use crate::node::outbox::ServerSubscribe;
 use crate::protocol::{HistoryResult, PresenceResult, PresenceStatsResult, StreamPosition, share};
-use crate::transport::outbox::{Control, ServerSubscribe};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -18,7 +19,7 @@ fn options(node: &Node, channel: &str) -> Result<Arc<ChannelOptions>, ApiError> 
     if channel.is_empty() {
         return Err(ApiError::bad_request());
     }
-    node.channels.options(channel).map_err(|e| match e {
+    node.channels().options(channel).map_err(|e| match e {
         ChannelError::UnknownNamespace => ApiError::unknown_channel(),
         ChannelError::BadName => ApiError::bad_request(),
     })
@@ -50,7 +51,7 @@ pub(super) struct Publish {
     idempotency_key: String,
 }
 
-fn publish_one(
+async fn publish_one(
     node: &Node,
     channel: &str,
     data: crate::protocol::Raw,
@@ -58,24 +59,26 @@ fn publish_one(
     skip_history: bool,
 ) -> Result<Value, ApiError> {
     let opts = options(node, channel)?;
-    let top = node.publish(
-        channel,
-        &opts,
-        data,
-        None,
-        tags.clone().map(Arc::new),
-        skip_history,
-    );
+    let top = node
+        .publish(
+            channel,
+            &opts,
+            data,
+            None,
+            tags.clone().map(Arc::new),
+            skip_history,
+        )
+        .await?;
     Ok(match top {
         Some(t) => json!({"offset": t.offset, "epoch": t.epoch}),
         None => json!({}),
     })
 }
 
-pub(super) fn publish(node: &Node, p: Publish) -> Result<Value, ApiError> {
+pub(super) async fn publish(node: &Node, p: Publish) -> Result<Value, ApiError> {
     let _ = &p.idempotency_key; // accepted; deduplication needs a broker that remembers keys
     let data = payload(p.data, &p.b64data)?;
-    publish_one(node, &p.channel, data, &p.tags, p.skip_history)
+    publish_one(node, &p.channel, data, &p.tags, p.skip_history).await
 }
 
 /// `broadcast` params.
@@ -89,21 +92,20 @@ pub(super) struct Broadcast {
     tags: Option<BTreeMap<String, String>>,
 }
 
-pub(super) fn broadcast(node: &Node, p: Broadcast) -> Result<Value, ApiError> {
+pub(super) async fn broadcast(node: &Node, p: Broadcast) -> Result<Value, ApiError> {
     if p.channels.is_empty() {
         return Err(ApiError::bad_request());
     }
     let data = payload(p.data, &p.b64data)?;
-    let responses: Vec<Value> = p
-        .channels
-        .iter()
-        .map(
-            |ch| match publish_one(node, ch, data.clone(), &p.tags, p.skip_history) {
+    let mut responses = Vec::with_capacity(p.channels.len());
+    for ch in &p.channels {
+        responses.push(
+            match publish_one(node, ch, data.clone(), &p.tags, p.skip_history).await {
                 Ok(r) => json!({"result": r}),
                 Err(e) => json!({"error": e}),
             },
-        )
-        .collect();
+        );
+    }
     Ok(json!({"responses": responses}))
 }
 
@@ -121,25 +123,26 @@ pub(super) struct Subscribe {
     recover_since: Option<StreamPosition>,
 }
 
-pub(super) fn subscribe(node: &Node, p: Subscribe) -> Result<Value, ApiError> {
+pub(super) async fn subscribe(node: &Node, p: Subscribe) -> Result<Value, ApiError> {
     let _ = &p.session;
     options(node, &p.channel)?;
     if p.user.is_empty() && p.client.is_empty() {
         return Err(ApiError::bad_request());
     }
-    let info = p.info.map(share);
-    let data = p.data.map(share);
-    for h in node.targets(&p.user, &p.client) {
-        h.outbox
-            .push_control(Control::Subscribe(Box::new(ServerSubscribe {
-                channel: p.channel.clone(),
-                expire_at: p.expire_at,
-                info: info.clone(),
-                data: data.clone(),
-                recover_since: p.recover_since.clone(),
-            })));
-    }
+    let s = ServerSubscribe {
+        channel: p.channel,
+        expire_at: p.expire_at,
+        info: p.info.map(share),
+        data: p.data.map(share),
+        recover_since: p.recover_since,
+    };
+    node.subscribe_clients(targets(&p.user, &p.client), s)
+        .await?;
     Ok(json!({}))
+}
+
+fn targets<'a>(user: &'a str, client: &'a str) -> Targets<'a> {
+    Targets { user, client }
 }
 
 /// `unsubscribe` params.
@@ -152,20 +155,18 @@ pub(super) struct Unsubscribe {
     session: String,
 }
 
-pub(super) fn unsubscribe(node: &Node, p: Unsubscribe) -> Result<Value, ApiError> {
+pub(super) async fn unsubscribe(node: &Node, p: Unsubscribe) -> Result<Value, ApiError> {
     let _ = &p.session;
     options(node, &p.channel)?;
     if p.user.is_empty() && p.client.is_empty() {
         return Err(ApiError::bad_request());
     }
-    let (code, reason) = crate::codes::unsub::SERVER;
-    for h in node.targets(&p.user, &p.client) {
-        h.outbox.push_control(Control::Unsubscribe {
-            channel: p.channel.clone(),
-            code,
-            reason,
-        });
-    }
+    node.unsubscribe_clients(
+        targets(&p.user, &p.client),
+        &p.channel,
+        crate::codes::unsub::SERVER,
+    )
+    .await?;
     Ok(json!({}))
 }
 
@@ -187,7 +188,7 @@ struct DisconnectBody {
     reason: String,
 }
 
-pub(super) fn disconnect(node: &Node, p: DisconnectParams) -> Result<Value, ApiError> {
+pub(super) async fn disconnect(node: &Node, p: DisconnectParams) -> Result<Value, ApiError> {
     let _ = &p.session;
     if p.user.is_empty() && p.client.is_empty() {
         return Err(ApiError::bad_request());
@@ -201,14 +202,8 @@ pub(super) fn disconnect(node: &Node, p: DisconnectParams) -> Result<Value, ApiE
         }
         _ => Disconnect::force(),
     };
-    let client = (!p.client.is_empty()).then_some(p.client.as_str());
-    if p.user.is_empty() {
-        for h in node.targets("", &p.client) {
-            h.outbox.disconnect(d.clone());
-        }
-    } else {
-        node.disconnect_user(&p.user, client, &p.whitelist, &d);
-    }
+    node.disconnect(targets(&p.user, &p.client), &p.whitelist, &d)
+        .await?;
     Ok(json!({}))
 }
 
@@ -224,19 +219,18 @@ pub(super) struct Refresh {
     info: Option<Box<RawValue>>,
 }
 
-pub(super) fn refresh(node: &Node, p: Refresh) -> Result<Value, ApiError> {
+pub(super) async fn refresh(node: &Node, p: Refresh) -> Result<Value, ApiError> {
     let _ = &p.session;
     if p.user.is_empty() && p.client.is_empty() {
         return Err(ApiError::bad_request());
     }
-    let info = p.info.map(share);
-    for h in node.targets(&p.user, &p.client) {
-        h.outbox.push_control(Control::Refresh {
-            expired: p.expired,
-            expire_at: p.expire_at,
-            info: info.clone(),
-        });
-    }
+    node.refresh_clients(
+        targets(&p.user, &p.client),
+        p.expired,
+        p.expire_at,
+        p.info.map(share),
+    )
+    .await?;
     Ok(json!({}))
 }
 
@@ -247,20 +241,20 @@ pub(super) struct ChannelParams {
     channel: String,
 }
 
-pub(super) fn presence(node: &Node, p: ChannelParams) -> Result<Box<RawValue>, ApiError> {
+pub(super) async fn presence(node: &Node, p: ChannelParams) -> Result<Box<RawValue>, ApiError> {
     if !options(node, &p.channel)?.presence {
         return Err(ApiError::not_available());
     }
     Ok(super::raw(&PresenceResult {
-        presence: node.presence.presence(&p.channel),
+        presence: node.presence(&p.channel).await?,
     }))
 }
 
-pub(super) fn presence_stats(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
+pub(super) async fn presence_stats(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
     if !options(node, &p.channel)?.presence {
         return Err(ApiError::not_available());
     }
-    let (num_clients, num_users) = node.presence.stats(&p.channel);
+    let (num_clients, num_users) = node.presence_stats(&p.channel).await?;
     Ok(to_value(&PresenceStatsResult {
         num_clients,
         num_users,
@@ -277,13 +271,13 @@ pub(super) struct History {
     reverse: bool,
 }
 
-pub(super) fn history(node: &Node, p: History) -> Result<Box<RawValue>, ApiError> {
+pub(super) async fn history(node: &Node, p: History) -> Result<Box<RawValue>, ApiError> {
     if options(node, &p.channel)?.history_size == 0 {
         return Err(ApiError::not_available());
     }
     let (publications, top) = node
         .history(&p.channel, p.since.as_ref(), p.limit, p.reverse)
-        .map_err(|_| ApiError::unrecoverable())?;
+        .await?;
     Ok(super::raw(&HistoryResult {
         publications,
         epoch: top.epoch,
@@ -291,11 +285,11 @@ pub(super) fn history(node: &Node, p: History) -> Result<Box<RawValue>, ApiError
     }))
 }
 
-pub(super) fn history_remove(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
+pub(super) async fn history_remove(node: &Node, p: ChannelParams) -> Result<Value, ApiError> {
     if options(node, &p.channel)?.history_size == 0 {
         return Err(ApiError::not_available());
     }
-    node.broker.remove_history(&p.channel);
+    node.history_remove(&p.channel).await?;
     Ok(json!({}))
 }
 
@@ -306,25 +300,14 @@ pub(super) struct Channels {
     pattern: String,
 }
 
-pub(super) fn channels(node: &Node, p: Channels) -> Result<Value, ApiError> {
+pub(super) async fn channels(node: &Node, p: Channels) -> Result<Value, ApiError> {
     let mut out = serde_json::Map::new();
-    for (ch, n) in node.hub.channels() {
-        if p.pattern.is_empty() || crate::transport::ws::glob_match(&p.pattern, &ch) {
-            out.insert(ch.to_string(), json!({"num_clients": n}));
-        }
+    for (ch, n) in node.channels_info(&p.pattern).await? {
+        out.insert(ch, json!({"num_clients": n}));
     }
     Ok(json!({"channels": out}))
 }
 
-pub(super) fn info(node: &Node) -> Value {
-    json!({"nodes": [{
-        "uid": node.id,
-        "name": node.name,
-        "version": crate::node::VERSION,
-        "num_clients": node.hub.num_clients(),
-        "num_users": node.hub.num_users(),
-        "num_channels": node.hub.num_channels(),
-        "num_subs": node.hub.num_subs(),
-        "uptime": node.started.elapsed().as_secs(),
-    }]})
+pub(super) async fn info(node: &Node) -> Result<Value, ApiError> {
+    Ok(json!({"nodes": node.info().await?}))
 }

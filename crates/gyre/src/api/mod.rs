@@ -205,42 +205,38 @@ impl Executor {
     pub async fn call(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
         match method {
             "batch" => self.batch(p).await,
-            _ => self.call_simple(method, p),
+            _ => self.call_simple(method, p).await,
         }
     }
 
-    fn call_simple(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
+    async fn call_simple(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
         let n = &self.node;
+        let json = |r: Result<Value, ApiError>| r.map(Reply::Json);
         match method {
-            "presence" => methods::presence(n, params(p)?).map(Reply::Raw),
-            "history" => methods::history(n, params(p)?).map(Reply::Raw),
-            "connections" => protect::connections(n, params(p)?).map(Reply::Raw),
-            _ => self.call_json(method, p).map(Reply::Json),
-        }
-    }
-
-    fn call_json(&self, method: &str, p: &RawValue) -> Result<Value, ApiError> {
-        let n = &self.node;
-        match method {
-            "publish" => methods::publish(n, params(p)?),
-            "broadcast" => methods::broadcast(n, params(p)?),
-            "subscribe" => methods::subscribe(n, params(p)?),
-            "unsubscribe" => methods::unsubscribe(n, params(p)?),
-            "disconnect" => methods::disconnect(n, params(p)?),
-            "refresh" => methods::refresh(n, params(p)?),
-            "presence_stats" => methods::presence_stats(n, params(p)?),
-            "history_remove" => methods::history_remove(n, params(p)?),
-            "channels" => methods::channels(n, params(p)?),
-            "info" => Ok(methods::info(n)),
+            "presence" => methods::presence(n, params(p)?).await.map(Reply::Raw),
+            "history" => methods::history(n, params(p)?).await.map(Reply::Raw),
+            "connections" => protect::connections(n, params(p)?).await.map(Reply::Raw),
+            "publish" => json(methods::publish(n, params(p)?).await),
+            "broadcast" => json(methods::broadcast(n, params(p)?).await),
+            "subscribe" => json(methods::subscribe(n, params(p)?).await),
+            "unsubscribe" => json(methods::unsubscribe(n, params(p)?).await),
+            "disconnect" => json(methods::disconnect(n, params(p)?).await),
+            "refresh" => json(methods::refresh(n, params(p)?).await),
+            "presence_stats" => json(methods::presence_stats(n, params(p)?).await),
+            "history_remove" => json(methods::history_remove(n, params(p)?).await),
+            "channels" => json(methods::channels(n, params(p)?).await),
+            "info" => json(methods::info(n).await),
             "rpc" => Err(ApiError::not_found()), // no RPC extensions registered (§5.4)
-            "block_user" => protect::block_user(n, params(p)?),
-            "unblock_user" => protect::unblock_user(n, params(p)?),
-            "revoke_token" => protect::revoke_token(n, params(p)?),
-            "invalidate_user_tokens" => protect::invalidate_user_tokens(n, params(p)?),
-            "block_list" => protect::block_list(n, params(p)?),
-            "user_block_status" => protect::user_block_status(n, params(p)?),
-            "revoked_tokens" => protect::revoked_tokens(n, params(p)?),
-            "user_tokens_invalidations" => protect::user_tokens_invalidations(n, params(p)?),
+            "block_user" => json(protect::block_user(n, params(p)?).await),
+            "unblock_user" => json(protect::unblock_user(n, params(p)?).await),
+            "revoke_token" => json(protect::revoke_token(n, params(p)?).await),
+            "invalidate_user_tokens" => json(protect::invalidate_user_tokens(n, params(p)?).await),
+            "block_list" => json(protect::block_list(n, params(p)?).await),
+            "user_block_status" => json(protect::user_block_status(n, params(p)?).await),
+            "revoked_tokens" => json(protect::revoked_tokens(n, params(p)?).await),
+            "user_tokens_invalidations" => {
+                json(protect::user_tokens_invalidations(n, params(p)?).await)
+            }
             _ => Err(ApiError::not_found()),
         }
     }
@@ -257,7 +253,9 @@ impl Executor {
             parallel: bool,
         }
         let b: Batch = params(p)?;
-        let _ = b.parallel; // every method here is synchronous and fast: sequential order is kept either way
+        // Commands run one after another even with `parallel`: their order is
+        // then the order of their effects, which callers can rely on.
+        let _ = b.parallel;
         let mut replies: Vec<Box<RawValue>> = Vec::with_capacity(b.commands.len());
         for cmd in b.commands {
             let one: Option<std::collections::BTreeMap<String, Box<RawValue>>> =
@@ -266,7 +264,7 @@ impl Executor {
                 Some(m) if m.len() == 1 => {
                     let (k, v) = m.into_iter().next().expect("one entry");
                     match canonical_method(&Value::String(k)).filter(|m| *m != "batch") {
-                        Some(method) => match self.call_simple(method, &v) {
+                        Some(method) => match Box::pin(self.call_simple(method, &v)).await {
                             Ok(r) => raw(&Keyed(method, r)),
                             Err(e) => raw(&Keyed("error", e)),
                         },

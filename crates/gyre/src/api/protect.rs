@@ -5,6 +5,7 @@
 
 use super::ApiError;
 use crate::node::Node;
+use crate::protect::{Change, Op};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -56,11 +57,17 @@ pub(super) struct BlockUser {
     reason: Option<String>,
 }
 
-pub(super) fn block_user(node: &Node, p: BlockUser) -> Result<Value, ApiError> {
-    enabled(node.cfg.user_block.enabled)?;
+pub(super) async fn block_user(node: &Node, p: BlockUser) -> Result<Value, ApiError> {
+    enabled(node.cfg().user_block.enabled)?;
     required(&p.user)?;
-    let exp = expiry(p.expire_at, crate::auth::now())?;
-    node.block_user(&p.user, exp, reason(&p.reason)?);
+    let expire_at = expiry(p.expire_at, crate::auth::now())?;
+    let reason = reason(&p.reason)?.map(Into::into);
+    let op = Op::Block {
+        user: p.user,
+        expire_at,
+        reason,
+    };
+    node.protect(Change::now(op)).await?;
     Ok(json!({}))
 }
 
@@ -71,12 +78,11 @@ pub(super) struct UserParams {
     user: String,
 }
 
-pub(super) fn unblock_user(node: &Node, p: UserParams) -> Result<Value, ApiError> {
-    enabled(node.cfg.user_block.enabled)?;
+pub(super) async fn unblock_user(node: &Node, p: UserParams) -> Result<Value, ApiError> {
+    enabled(node.cfg().user_block.enabled)?;
     required(&p.user)?;
-    if node.protect.unblock(&p.user) {
-        tracing::info!(user = %p.user, "user unblocked");
-    }
+    node.protect(Change::now(Op::Unblock { user: p.user }))
+        .await?;
     Ok(json!({}))
 }
 
@@ -89,11 +95,17 @@ pub(super) struct RevokeToken {
     reason: Option<String>,
 }
 
-pub(super) fn revoke_token(node: &Node, p: RevokeToken) -> Result<Value, ApiError> {
-    enabled(node.cfg.token_revoke.enabled)?;
+pub(super) async fn revoke_token(node: &Node, p: RevokeToken) -> Result<Value, ApiError> {
+    enabled(node.cfg().token_revoke.enabled)?;
     required(&p.uid)?;
-    let exp = expiry(p.expire_at, crate::auth::now())?;
-    node.revoke_token(&p.uid, exp, reason(&p.reason)?);
+    let expire_at = expiry(p.expire_at, crate::auth::now())?;
+    let reason = reason(&p.reason)?.map(Into::into);
+    let op = Op::Revoke {
+        uid: p.uid,
+        expire_at,
+        reason,
+    };
+    node.protect(Change::now(op)).await?;
     Ok(json!({}))
 }
 
@@ -108,11 +120,11 @@ pub(super) struct InvalidateUserTokens {
     reason: Option<String>,
 }
 
-pub(super) fn invalidate_user_tokens(
+pub(super) async fn invalidate_user_tokens(
     node: &Node,
     p: InvalidateUserTokens,
 ) -> Result<Value, ApiError> {
-    enabled(node.cfg.user_tokens_invalidate.enabled)?;
+    enabled(node.cfg().user_tokens_invalidate.enabled)?;
     required(&p.user)?;
     if p.channel.as_deref().is_some_and(|c| !c.is_empty()) {
         // Centrifugo PRO leaves the semantics of `channel` undocumented; refusing is safer than guessing.
@@ -125,7 +137,14 @@ pub(super) fn invalidate_user_tokens(
         Some(t) if t > 0 => t,
         Some(_) => return Err(ApiError::bad_request()),
     };
-    node.invalidate_user_tokens(&p.user, before, exp, reason(&p.reason)?);
+    let reason = reason(&p.reason)?.map(Into::into);
+    let op = Op::Invalidate {
+        user: p.user,
+        issued_before: before,
+        expire_at: exp,
+        reason,
+    };
+    node.protect(Change::now(op)).await?;
     Ok(json!({}))
 }
 
@@ -171,7 +190,7 @@ struct Source {
     source: u8,
 }
 
-pub(super) fn connections(
+pub(super) async fn connections(
     node: &Node,
     p: Connections,
 ) -> Result<Box<serde_json::value::RawValue>, ApiError> {
@@ -180,14 +199,14 @@ pub(super) fn connections(
     }
     required(&p.user)?;
     let mut out = std::collections::BTreeMap::new();
-    for h in node.hub.user_connections(&p.user) {
+    for h in node.user_connections(&p.user).await? {
         let info = h.info.lock().conn_info.clone();
         let st = h.state.lock();
         let item = ConnectionInfo {
             client: &h.id,
             user: &h.user,
-            transport: "websocket",
-            protocol: "json",
+            transport: h.transport,
+            protocol: h.protocol.name(),
             app_name: &h.app_name,
             app_version: &h.app_version,
             connected_at_ms: h.connected_at_ms,
@@ -230,17 +249,17 @@ fn limit(l: Option<i64>) -> Result<usize, ApiError> {
     }
 }
 
-pub(super) fn block_list(node: &Node, p: ListParams) -> Result<Value, ApiError> {
-    let now = crate::auth::now();
+pub(super) async fn block_list(node: &Node, p: ListParams) -> Result<Value, ApiError> {
     if let Some(u) = p.user.as_deref().filter(|u| !u.is_empty()) {
-        let blocks: Vec<_> = node.protect.block_status(u, now).into_iter().collect();
+        let blocks: Vec<_> = node.block_status(u).await?.into_iter().collect();
         return Ok(json!({"blocks": blocks}));
     }
-    let (blocks, more) = node.protect.list_blocks(
-        p.cursor.as_deref().filter(|c| !c.is_empty()),
-        limit(p.limit)?,
-        now,
-    );
+    let (blocks, more) = node
+        .block_list(
+            p.cursor.as_deref().filter(|c| !c.is_empty()),
+            limit(p.limit)?,
+        )
+        .await?;
     let mut r = json!({"blocks": blocks});
     if more && let Some(last) = blocks.last().and_then(|b| b.user.clone()) {
         r["next_cursor"] = json!(last);
@@ -248,32 +267,31 @@ pub(super) fn block_list(node: &Node, p: ListParams) -> Result<Value, ApiError> 
     Ok(r)
 }
 
-pub(super) fn user_block_status(node: &Node, p: UserParams) -> Result<Value, ApiError> {
+pub(super) async fn user_block_status(node: &Node, p: UserParams) -> Result<Value, ApiError> {
     required(&p.user)?;
-    Ok(
-        match node.protect.block_status(&p.user, crate::auth::now()) {
-            Some(b) => {
-                let mut v =
-                    json!({"blocked": true, "expire_at": b.expire_at, "created_at": b.created_at});
-                if let Some(r) = b.reason {
-                    v["reason"] = json!(r);
-                }
-                v
+    Ok(match node.block_status(&p.user).await? {
+        Some(b) => {
+            let mut v =
+                json!({"blocked": true, "expire_at": b.expire_at, "created_at": b.created_at});
+            if let Some(r) = b.reason {
+                v["reason"] = json!(r);
             }
-            None => json!({"blocked": false}),
-        },
-    )
+            v
+        }
+        None => json!({"blocked": false}),
+    })
 }
 
-pub(super) fn revoked_tokens(node: &Node, p: ListParams) -> Result<Value, ApiError> {
+pub(super) async fn revoked_tokens(node: &Node, p: ListParams) -> Result<Value, ApiError> {
     if p.user.is_some() {
         return Err(ApiError::bad_request());
     }
-    let (tokens, more) = node.protect.list_revoked(
-        p.cursor.as_deref().filter(|c| !c.is_empty()),
-        limit(p.limit)?,
-        crate::auth::now(),
-    );
+    let (tokens, more) = node
+        .revoked_tokens(
+            p.cursor.as_deref().filter(|c| !c.is_empty()),
+            limit(p.limit)?,
+        )
+        .await?;
     let mut r = json!({"tokens": tokens});
     if more && let Some(last) = tokens.last().and_then(|t| t.uid.clone()) {
         r["next_cursor"] = json!(last);
@@ -288,10 +306,10 @@ pub(super) struct InvalidationsParams {
     user: Option<String>,
 }
 
-pub(super) fn user_tokens_invalidations(
+pub(super) async fn user_tokens_invalidations(
     node: &Node,
     p: InvalidationsParams,
 ) -> Result<Value, ApiError> {
     let user = p.user.as_deref().filter(|u| !u.is_empty());
-    Ok(json!({"invalidations": node.protect.list_invalidations(user, crate::auth::now())}))
+    Ok(json!({"invalidations": node.user_tokens_invalidations(user).await?}))
 }

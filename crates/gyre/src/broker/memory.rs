@@ -1,6 +1,7 @@
 //! In-memory history: one stream per channel with an epoch, a monotonically
 //! growing offset, a size limit and a TTL (Centrifugo's memory engine).
 
+use super::{HistoryError, StreamTop};
 use crate::protocol::{Publication, StreamPosition};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -9,22 +10,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const SHARDS: usize = 64;
-
-/// Stream position after an operation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamTop {
-    /// Offset of the newest publication.
-    pub offset: u64,
-    /// Epoch of the stream.
-    pub epoch: String,
-}
-
-/// History failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryError {
-    /// `since` names another epoch or a position no longer kept: 112.
-    Unrecoverable,
-}
 
 struct Entry {
     publication: Publication,

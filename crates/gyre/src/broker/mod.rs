@@ -1,7 +1,129 @@
-//! Channel history streams: where publications get their offset and epoch
-//! and are kept for `history` and recovery. Only the in-memory backend
-//! exists so far; the enum leaves room for Redis (design.md §3.4).
+//! Channel history streams and publication delivery: where publications get
+//! their offset and epoch and are kept for `history` and recovery
+//! (design.md §3.4). Backends are variants of [`Broker`]; each implements
+//! raw operations only, and the node decides what to call (architecture.md
+//! §2.4 a). Only the in-memory backend exists so far.
 
 pub mod memory;
 
-pub use memory::{HistoryError, MemoryBroker, StreamTop};
+#[cfg(test)]
+pub(crate) mod conformance;
+
+pub use crate::node::error::BrokerError;
+pub use memory::MemoryBroker;
+
+use crate::protocol::{Publication, StreamPosition};
+use std::time::Duration;
+
+/// Stream position after an operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamTop {
+    /// Offset of the newest publication.
+    pub offset: u64,
+    /// Epoch of the stream.
+    pub epoch: String,
+}
+
+/// History failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// `since` names another epoch or a position no longer kept: 112.
+    #[error("unrecoverable position")]
+    Unrecoverable,
+    /// The backend failed: 100.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<HistoryError> for crate::node::error::NodeError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Unrecoverable => crate::node::error::NodeError::Unrecoverable,
+            HistoryError::Broker(b) => b.into(),
+        }
+    }
+}
+
+/// How a channel keeps history (from its namespace options).
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryOpts {
+    /// Publications kept (`history_size`).
+    pub size: usize,
+    /// How long each is kept (`history_ttl`).
+    pub ttl: Duration,
+    /// How long the stream's epoch and offset outlive its last publication
+    /// (`history_meta_ttl`; zero = as long as the process).
+    pub meta_ttl: Duration,
+}
+
+/// The broker backends.
+pub enum Broker {
+    /// One process's memory (Centrifugo's memory engine).
+    Memory(MemoryBroker),
+}
+
+impl Broker {
+    /// Publishes into `channel`, with history when `history` is given.
+    ///
+    /// Delivery to this node's subscribers: the memory backend calls
+    /// `deliver` with the offset assigned, before the channel's stream is
+    /// unlocked, so concurrent publications reach subscribers in offset
+    /// order. Returns the stream top when history is kept.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        p: Publication,
+        history: Option<HistoryOpts>,
+        deliver: impl FnOnce(&Publication),
+    ) -> Result<Option<StreamTop>, BrokerError> {
+        match self {
+            Broker::Memory(m) => Ok(match history {
+                Some(h) => Some(m.add(channel, p, h.size, h.ttl, h.meta_ttl, deliver)),
+                None => {
+                    deliver(&p);
+                    None
+                }
+            }),
+        }
+    }
+
+    /// The current top of a channel's stream (creating the stream, as
+    /// Centrifugo does).
+    pub async fn top(&self, channel: &str) -> Result<StreamTop, BrokerError> {
+        match self {
+            Broker::Memory(m) => Ok(m.top(channel)),
+        }
+    }
+
+    /// Publications after `since` (or all kept), at most `limit` (`None` =
+    /// all), newest first when `reverse`.
+    pub async fn history(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
+        match self {
+            Broker::Memory(m) => m.history(channel, since, limit, reverse),
+        }
+    }
+
+    /// Drops a channel's publications (the epoch and offset are kept).
+    pub async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        match self {
+            Broker::Memory(m) => {
+                m.remove_history(channel);
+                Ok(())
+            }
+        }
+    }
+
+    /// Periodic upkeep: the memory backend drops expired publications and
+    /// streams (a store with its own expiry needs none).
+    pub fn sweep(&self) {
+        match self {
+            Broker::Memory(m) => m.sweep(),
+        }
+    }
+}

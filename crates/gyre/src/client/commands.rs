@@ -6,10 +6,16 @@ use super::{CmdResult, Session};
 use crate::codes::{ClientError, Disconnect};
 use crate::config::ChannelOptions;
 use crate::protocol::{
-    self, ChannelRequest, HistoryRequest, HistoryResult, PresenceResult, PresenceStatsResult,
-    PublishRequest, share,
+    ChannelRequest, HistoryRequest, HistoryResult, PresenceResult, PresenceStatsResult,
+    PublishRequest, Reply, share,
 };
 use std::sync::Arc;
+
+/// A backend failure or unrecoverable position as the client's error
+/// (100 or 112, mapped in `node::error`).
+fn node_error(e: crate::node::NodeError) -> super::CmdError {
+    super::CmdError::Error(e.into())
+}
 
 impl Session {
     /// Resolves a channel and checks a permission triple (subscriber, client, anonymous).
@@ -21,8 +27,12 @@ impl Session {
         if channel.is_empty() {
             return Err(Disconnect::bad_request().into());
         }
-        let opts = self.node.channels.options(channel).map_err(channel_error)?;
-        if self.node.cfg.client.insecure {
+        let opts = self
+            .node
+            .channels()
+            .options(channel)
+            .map_err(channel_error)?;
+        if self.node.cfg().client.insecure {
             return Ok(opts);
         }
         let (for_subscriber, for_client, for_anonymous) = pick(&opts);
@@ -35,7 +45,7 @@ impl Session {
         Ok(opts)
     }
 
-    pub(super) fn publish(&mut self, id: u32, req: PublishRequest) -> CmdResult {
+    pub(super) async fn publish(&mut self, id: u32, req: PublishRequest) -> CmdResult {
         let opts = self.allowed(&req.channel, |o| {
             (
                 o.allow_publish_for_subscriber,
@@ -52,15 +62,13 @@ impl Session {
             .and_then(|s| s.chan_info.clone());
         let info = self.client_info(chan_info);
         self.node
-            .publish(&req.channel, &opts, share(data), Some(info), None, false);
-        Ok(protocol::encode_reply(
-            id,
-            "publish",
-            &serde_json::json!({}),
-        ))
+            .publish(&req.channel, &opts, share(data), Some(info), None, false)
+            .await
+            .map_err(node_error)?;
+        Ok(self.proto.reply(id, Reply::Publish))
     }
 
-    pub(super) fn presence(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
+    pub(super) async fn presence(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
         let opts = self.allowed(&req.channel, |o| {
             (
                 o.allow_presence_for_subscriber,
@@ -71,15 +79,13 @@ impl Session {
         if !opts.presence {
             return Err(ClientError::NOT_AVAILABLE.into());
         }
-        let presence = self.node.presence.presence(&req.channel);
-        Ok(protocol::encode_reply(
-            id,
-            "presence",
-            &PresenceResult { presence },
-        ))
+        let presence = self.node.presence(&req.channel).await.map_err(node_error)?;
+        Ok(self
+            .proto
+            .reply(id, Reply::Presence(&PresenceResult { presence })))
     }
 
-    pub(super) fn presence_stats(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
+    pub(super) async fn presence_stats(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
         let opts = self.allowed(&req.channel, |o| {
             (
                 o.allow_presence_for_subscriber,
@@ -90,18 +96,21 @@ impl Session {
         if !opts.presence {
             return Err(ClientError::NOT_AVAILABLE.into());
         }
-        let (num_clients, num_users) = self.node.presence.stats(&req.channel);
-        Ok(protocol::encode_reply(
+        let (num_clients, num_users) = self
+            .node
+            .presence_stats(&req.channel)
+            .await
+            .map_err(node_error)?;
+        Ok(self.proto.reply(
             id,
-            "presence_stats",
-            &PresenceStatsResult {
+            Reply::PresenceStats(&PresenceStatsResult {
                 num_clients,
                 num_users,
-            },
+            }),
         ))
     }
 
-    pub(super) fn history(&mut self, id: u32, req: HistoryRequest) -> CmdResult {
+    pub(super) async fn history(&mut self, id: u32, req: HistoryRequest) -> CmdResult {
         let opts = self.allowed(&req.channel, |o| {
             (
                 o.allow_history_for_subscriber,
@@ -115,17 +124,17 @@ impl Session {
         match self
             .node
             .history(&req.channel, req.since.as_ref(), req.limit, req.reverse)
+            .await
         {
-            Ok((publications, top)) => Ok(protocol::encode_reply(
+            Ok((publications, top)) => Ok(self.proto.reply(
                 id,
-                "history",
-                &HistoryResult {
+                Reply::History(&HistoryResult {
                     publications,
                     epoch: top.epoch,
                     offset: top.offset,
-                },
+                }),
             )),
-            Err(_) => Err(ClientError::UNRECOVERABLE_POSITION.into()),
+            Err(e) => Err(node_error(e)),
         }
     }
 }

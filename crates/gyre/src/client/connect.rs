@@ -9,7 +9,7 @@ use crate::codes::{ClientError, Disconnect};
 use crate::node::handle::{ClientHandle, HandleState, TokenId, source};
 use crate::protect::TokenVerdict;
 use crate::protocol::{
-    self, ConnectRequest, ConnectResult, Raw, RefreshRequest, RefreshResult, share,
+    ConnectRequest, ConnectResult, Raw, RefreshRequest, RefreshResult, Reply, share,
 };
 use crate::proxy::{self, ProxyError};
 use base64::Engine;
@@ -64,7 +64,7 @@ fn proxy_error(e: ProxyError) -> CmdError {
 impl Session {
     pub(super) async fn connect(&mut self, id: u32, req: ConnectRequest) -> CmdResult {
         let node = self.node.clone();
-        let cfg = &node.cfg.client;
+        let cfg = &node.cfg().client;
         let now = crate::auth::now();
         let mut server_subs: Vec<ServerSub> = Vec::new();
         let mut data: Option<Raw> = None;
@@ -73,7 +73,7 @@ impl Session {
         let exp: i64;
         if !req.token.is_empty() {
             let claims = node
-                .verifier
+                .verifier()
                 .verify_connect(&req.token)
                 .await
                 .map_err(token_error)?;
@@ -87,7 +87,7 @@ impl Session {
                 uid: claims.jti.unwrap_or_default(),
                 issued_at: claims.iat.unwrap_or(0),
             };
-            match self.check_token_for(&user, &self.conn_token, now) {
+            match self.node.check_token(&user, &self.conn_token, now) {
                 TokenVerdict::Valid => {}
                 _ => return Err(self.revoked_token_error()),
             }
@@ -118,14 +118,14 @@ impl Session {
                     });
                 }
             }
-        } else if node.proxy.connect_enabled() {
+        } else if node.proxy().connect_enabled() {
             let channels: Vec<&str> = req.subs.keys().map(String::as_str).collect();
             // binary_encoding: the backend gets `b64data` (the JSON bytes, base64) instead of `data`.
-            let binary = node.proxy.connect_binary();
+            let binary = node.proxy().connect_binary();
             let preq = proxy::ConnectRequest {
                 client: &self.id,
-                transport: "websocket",
-                protocol: "json",
+                transport: self.transport,
+                protocol: self.proto.name(),
                 encoding: if binary { "binary" } else { "json" },
                 name: &req.name,
                 version: &req.version,
@@ -140,7 +140,7 @@ impl Session {
                 channels,
             };
             let result = node
-                .proxy
+                .proxy()
                 .connect(&preq, &self.headers, &req.headers)
                 .await
                 .map_err(proxy_error)?;
@@ -180,7 +180,7 @@ impl Session {
                     source: source::CONNECT_PROXY,
                 });
             }
-            self.proxy_refresh = node.proxy.refresh_enabled();
+            self.proxy_refresh = node.proxy().refresh_enabled();
             return self
                 .finish_connect(id, &req, user, exp, data, meta, server_subs)
                 .await;
@@ -194,33 +194,18 @@ impl Session {
         if exp > 0 && exp < now {
             return Err(ClientError::EXPIRED.into());
         }
-        self.proxy_refresh = node.proxy.refresh_enabled();
+        self.proxy_refresh = node.proxy().refresh_enabled();
         self.finish_connect(id, &req, user, exp, data, meta, server_subs)
             .await
     }
 
     fn check_connect_user(&self, user: &str, now: i64) -> Result<(), CmdError> {
-        if self.node.cfg.user_block.enabled && self.node.protect.is_blocked(user, now) {
+        if self.node.is_blocked(user, now) {
             tracing::info!(user, "connect refused: user is blocked");
-            crate::metrics::Metrics::inc(&self.node.metrics.refused_blocked);
-            return Err(self.node.protect_codes.block.clone().into());
+            crate::metrics::Metrics::inc(&self.node.metrics().refused_blocked);
+            return Err(self.node.protect_codes().block.clone().into());
         }
         Ok(())
-    }
-
-    /// Token check before `self.user` is set.
-    pub(super) fn check_token_for(&self, user: &str, t: &TokenId, now: i64) -> TokenVerdict {
-        if t.is_empty() {
-            return TokenVerdict::Valid;
-        }
-        let cfg = &self.node.cfg;
-        let jti = (cfg.token_revoke.enabled && !t.uid.is_empty()).then_some(t.uid.as_str());
-        let iat = if cfg.user_tokens_invalidate.enabled {
-            t.issued_at
-        } else {
-            0
-        };
-        self.node.protect.check_token(user, jti, iat, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -235,11 +220,11 @@ impl Session {
         server_subs: Vec<ServerSub>,
     ) -> CmdResult {
         let node = self.node.clone();
-        let cfg = &node.cfg.client;
+        let cfg = &node.cfg().client;
         // Unknown channel among server-side subscriptions fails the connect (§3.1).
         let mut resolved = Vec::with_capacity(server_subs.len());
         for s in server_subs {
-            match node.channels.options(&s.channel) {
+            match node.channels().options(&s.channel) {
                 Ok(o) => resolved.push((s, o)),
                 Err(crate::config::channel::ChannelError::UnknownNamespace) => {
                     return Err(ClientError::UNKNOWN_CHANNEL.into());
@@ -247,21 +232,14 @@ impl Session {
                 Err(_) => return Err(ClientError::BAD_REQUEST.into()),
             }
         }
-        if cfg.connection_limit > 0 && node.hub.num_clients() >= cfg.connection_limit {
-            return Err(Disconnect::connection_limit().into());
-        }
-        if cfg.user_connection_limit > 0
-            && !user.is_empty()
-            && node.hub.user_connection_count(&user) >= cfg.user_connection_limit
-        {
-            return Err(Disconnect::connection_limit().into());
-        }
         self.user = Arc::from(user.as_str());
         self.set_exp(exp);
         let handle = Arc::new(ClientHandle {
             id: self.id.clone(),
             user: self.user.clone(),
-            outbox: crate::transport::outbox::Outbox::new(cfg.queue_max_size),
+            outbox: crate::node::outbox::Outbox::new(cfg.queue_max_size),
+            transport: self.transport,
+            protocol: self.proto,
             app_name: req.name.chars().take(16).collect(),
             app_version: req.version.chars().take(64).collect(),
             connected_at_ms: std::time::SystemTime::now()
@@ -275,30 +253,28 @@ impl Session {
                 ..Default::default()
             }),
         });
-        node.hub.add_client(&handle);
-        if !self.conn_token.uid.is_empty() {
-            node.hub.add_token(&self.conn_token.uid, &handle);
+        if !node.register(&handle) {
+            return Err(Disconnect::connection_limit().into());
         }
+        node.index_token(&self.conn_token.uid, &handle);
         // Check again now that the connection is findable: a block or
         // revocation that landed between the first check and registration
         // scanned the hub before we were in it, so only this check sees it.
         let now = crate::auth::now();
-        let blocked = node.cfg.user_block.enabled && node.protect.is_blocked(&user, now);
-        let revoked = self.check_token_for(&user, &self.conn_token, now) != TokenVerdict::Valid;
+        let blocked = node.is_blocked(&user, now);
+        let revoked = node.check_token(&user, &self.conn_token, now) != TokenVerdict::Valid;
         if blocked || revoked {
-            node.hub.remove_client(&handle);
-            if !self.conn_token.uid.is_empty() {
-                node.hub.remove_token(&self.conn_token.uid, &handle);
-            }
+            node.unregister(&handle);
+            node.unindex_token(&self.conn_token.uid, &handle);
             return Err(if blocked {
-                node.protect_codes.block.clone().into()
+                node.protect_codes().block.clone().into()
             } else {
                 self.revoked_token_error()
             });
         }
         self.handle = Some(handle);
         self.phase = Phase::Connected;
-        crate::metrics::Metrics::inc(&node.metrics.connects);
+        crate::metrics::Metrics::inc(&node.metrics().connects);
         let mut subs = BTreeMap::new();
         for (s, opts) in resolved {
             let hint = req.subs.get(&s.channel);
@@ -309,8 +285,15 @@ impl Session {
                 })
             });
             let channel = s.channel.clone();
-            let res = self.add_server_sub(s, opts, recover);
-            subs.insert(channel, res);
+            match self.add_server_sub(s, opts, recover).await {
+                Ok(res) => {
+                    subs.insert(channel, res);
+                }
+                Err(e) => {
+                    self.close();
+                    return Err(e);
+                }
+            }
         }
         let (expires, ttl) = if exp > 0 && !self.proxy_refresh {
             (true, (exp - crate::auth::now()).max(0) as u32)
@@ -327,10 +310,9 @@ impl Session {
             % 1000) as u32;
         self.next_ping = Some(Instant::now() + interval / 2 + (interval / 2) * jitter / 1000);
         tracing::debug!(client = %self.id, user = %self.user, "client connected");
-        Ok(protocol::encode_reply(
+        Ok(self.proto.reply(
             id,
-            "connect",
-            &ConnectResult {
+            Reply::Connect(&ConnectResult {
                 client: self.id.clone(),
                 version: crate::node::VERSION,
                 expires,
@@ -347,7 +329,7 @@ impl Session {
                 } else {
                     0
                 },
-            },
+            }),
         ))
     }
 
@@ -357,7 +339,7 @@ impl Session {
         }
         let claims = self
             .node
-            .verifier
+            .verifier()
             .verify_connect(&req.token)
             .await
             .map_err(token_error)?;
@@ -369,7 +351,7 @@ impl Session {
             uid: claims.jti.clone().unwrap_or_default(),
             issued_at: claims.iat.unwrap_or(0),
         };
-        if self.check_token_for(&self.user, &token, now) != TokenVerdict::Valid {
+        if self.node.check_token(&self.user, &token, now) != TokenVerdict::Valid {
             return Err(self.revoked_token_error());
         }
         let exp = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
@@ -378,12 +360,8 @@ impl Session {
         }
         if let Some(h) = self.handle.clone() {
             if self.conn_token.uid != token.uid {
-                if !self.conn_token.uid.is_empty() {
-                    self.node.hub.remove_token(&self.conn_token.uid, &h);
-                }
-                if !token.uid.is_empty() {
-                    self.node.hub.add_token(&token.uid, &h);
-                }
+                self.node.unindex_token(&self.conn_token.uid, &h);
+                self.node.index_token(&token.uid, &h);
             }
             h.state.lock().token = token.clone();
         }
@@ -397,29 +375,27 @@ impl Session {
         } else {
             (false, 0)
         };
-        Ok(protocol::encode_reply(
-            id,
-            "refresh",
-            &RefreshResult { expires, ttl },
-        ))
+        Ok(self
+            .proto
+            .reply(id, Reply::Refresh(&RefreshResult { expires, ttl })))
     }
 
     /// Asks the refresh proxy to extend an expired connection.
     pub(super) async fn proxy_refresh_now(&mut self) -> Result<(), super::Close> {
-        let meta = if self.node.cfg.client.proxy.refresh.include_connection_meta {
+        let meta = if self.node.cfg().client.proxy.refresh.include_connection_meta {
             self.handle.as_ref().and_then(|h| h.meta.clone())
         } else {
             None
         };
         let req = proxy::RefreshRequest {
             client: &self.id,
-            transport: "websocket",
-            protocol: "json",
+            transport: self.transport,
+            protocol: self.proto.name(),
             encoding: "json",
             user: &self.user,
             meta: meta.as_deref(),
         };
-        match self.node.proxy.refresh(&req, &self.headers).await {
+        match self.node.proxy().refresh(&req, &self.headers).await {
             Ok(Some(r)) if r.expired => Err(Disconnect::expired().into()),
             Ok(Some(r)) if r.expire_at > 0 && r.expire_at <= crate::auth::now() => {
                 Err(Disconnect::expired().into())

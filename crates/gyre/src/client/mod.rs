@@ -1,6 +1,6 @@
 //! A client session: the state machine behind one connection (protocol.md
 //! §1.6). The connection task owns the session and feeds it frames, queued
-//! controls and timer ticks; the session answers with encoded replies or a
+//! instructions and timer ticks; the session answers with encoded replies or a
 //! reason to close. Nothing here touches the socket, so the logic is the
 //! same whatever the transport.
 
@@ -11,9 +11,9 @@ mod subscribe;
 use crate::codes::{ClientError, Disconnect};
 use crate::node::Node;
 use crate::node::handle::{ClientHandle, TokenId};
+use crate::node::outbox::Instruction;
 use crate::protect::TokenVerdict;
-use crate::protocol::{self, ClientInfo, Command, Raw};
-use crate::transport::outbox::Control;
+use crate::protocol::{self, ClientInfo, Command, ProtocolKind, Push, Raw, Reply};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -84,6 +84,10 @@ const FAILED_DROP_DELAY: Duration = Duration::from_secs(5);
 /// One client's session.
 pub struct Session {
     node: Arc<Node>,
+    /// The connection's encoding: every reply and push goes through it.
+    proto: ProtocolKind,
+    /// The transport's name (`websocket`), for proxies and `connections`.
+    transport: &'static str,
     phase: Phase,
     id: Arc<str>,
     user: Arc<str>,
@@ -122,15 +126,27 @@ pub(crate) fn unix_to_instant(unix: i64) -> Instant {
 }
 
 impl Session {
-    /// A new session in the connecting phase.
+    /// A new session of a JSON WebSocket connection, in the connecting phase.
     pub fn new(node: Arc<Node>, headers: HeaderMap) -> Self {
-        let headers = if node.proxy.connect_enabled() || node.proxy.refresh_enabled() {
+        Self::for_transport(node, "websocket", ProtocolKind::Json, headers)
+    }
+
+    /// A new session over `transport` (its name) speaking `proto`.
+    pub fn for_transport(
+        node: Arc<Node>,
+        transport: &'static str,
+        proto: ProtocolKind,
+        headers: HeaderMap,
+    ) -> Self {
+        let headers = if node.proxy().connect_enabled() || node.proxy().refresh_enabled() {
             headers
         } else {
             HeaderMap::new()
         };
         Session {
             node,
+            proto,
+            transport,
             phase: Phase::Connecting,
             id: Arc::from(uuid::Uuid::new_v4().to_string()),
             user: Arc::from(""),
@@ -159,13 +175,16 @@ impl Session {
         if self.phase == Phase::Failed {
             return Ok(()); // §1.6 rule 7: stop reading commands after a failed connect
         }
-        let cmds = protocol::decode_frame(frame).map_err(|_| Disconnect::bad_request())?;
+        let cmds = self
+            .proto
+            .decode_frame(frame)
+            .map_err(|_| Disconnect::bad_request())?;
         // Replies wait in `out` until the frame is done, so they count
         // against `client.queue_max_size` together with what is queued in
         // the outbox (centrifuge puts replies in the same queue): one small
         // frame of many `history` commands must not grow memory without
         // bound. Over the limit: 3008 `slow`, as for a slow reader.
-        let max = self.node.cfg.client.queue_max_size;
+        let max = self.node.cfg().client.queue_max_size;
         let mut reply_bytes: usize = out.iter().map(Bytes::len).sum();
         for cmd in cmds {
             // A connection closed meanwhile (block, API disconnect, slow)
@@ -220,7 +239,7 @@ impl Session {
                 Err(CmdError::Error(e)) => {
                     self.phase = Phase::Failed;
                     self.deadline_base = Instant::now();
-                    out.push(protocol::encode_error(id, &e));
+                    out.push(self.proto.reply(id, Reply::Error(&e)));
                     return Ok(());
                 }
                 Err(e) => Err(e),
@@ -230,13 +249,13 @@ impl Session {
         } else if let Some(req) = cmd.unsubscribe {
             self.unsubscribe(id, *req)
         } else if let Some(req) = cmd.publish {
-            self.publish(id, *req)
+            Box::pin(self.publish(id, *req)).await
         } else if let Some(req) = cmd.presence {
-            self.presence(id, *req)
+            Box::pin(self.presence(id, *req)).await
         } else if let Some(req) = cmd.presence_stats {
-            self.presence_stats(id, *req)
+            Box::pin(self.presence_stats(id, *req)).await
         } else if let Some(req) = cmd.history {
-            self.history(id, *req)
+            Box::pin(self.history(id, *req)).await
         } else if cmd.ping.is_some() {
             Err(ClientError::NOT_AVAILABLE.into())
         } else if cmd.rpc.is_some() {
@@ -252,34 +271,37 @@ impl Session {
         };
         match result {
             Ok(b) => out.push(b),
-            Err(CmdError::Error(e)) => out.push(protocol::encode_error(id, &e)),
+            Err(CmdError::Error(e)) => out.push(self.proto.reply(id, Reply::Error(&e))),
             Err(CmdError::Disconnect(d)) => return Err(d.into()),
         }
         Ok(())
     }
 
     /// Applies an instruction queued by the node (API action, protective change).
-    pub async fn handle_control(&mut self, c: Control, out: &mut Vec<Bytes>) -> Result<(), Close> {
+    pub async fn handle_instruction(
+        &mut self,
+        c: Instruction,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), Close> {
         if self.phase != Phase::Connected {
             return Ok(());
         }
         match c {
-            Control::Unsubscribe {
+            Instruction::Unsubscribe {
                 channel,
                 code,
                 reason,
             } => {
                 if self.subs.contains_key(&channel) {
                     self.remove_sub(&channel);
-                    out.push(protocol::encode_push(
+                    out.push(self.proto.push(
                         &channel,
-                        "unsubscribe",
-                        &protocol::CodeReason { code, reason },
+                        Push::Unsubscribe(protocol::CodeReason { code, reason }),
                     ));
                 }
             }
-            Control::Subscribe(s) => self.server_api_subscribe(*s, out),
-            Control::Refresh {
+            Instruction::Subscribe(s) => self.server_api_subscribe(*s, out).await,
+            Instruction::Refresh {
                 expired,
                 expire_at,
                 info,
@@ -293,14 +315,13 @@ impl Session {
                 }
                 if expire_at > 0 {
                     let ttl = (expire_at - crate::auth::now()).max(0) as u32;
-                    out.push(protocol::encode_push(
+                    out.push(self.proto.push(
                         "",
-                        "refresh",
-                        &protocol::RefreshResult { expires: true, ttl },
+                        Push::Refresh(&protocol::RefreshResult { expires: true, ttl }),
                     ));
                 }
             }
-            Control::Recheck => self.recheck(out)?,
+            Instruction::Recheck => self.recheck(out)?,
         }
         Ok(())
     }
@@ -309,14 +330,14 @@ impl Session {
     /// protective sets after a revocation or invalidation.
     fn recheck(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
         let now = crate::auth::now();
-        if self.node.protect.is_blocked(&self.user, now) {
-            return Err(self.node.protect_codes.block.clone().into());
+        if self.node.is_blocked(&self.user, now) {
+            return Err(self.node.protect_codes().block.clone().into());
         }
         match self.check_token(&self.conn_token, now) {
             TokenVerdict::Valid => {}
-            TokenVerdict::Revoked => return Err(self.node.protect_codes.revoke.clone().into()),
+            TokenVerdict::Revoked => return Err(self.node.protect_codes().revoke.clone().into()),
             TokenVerdict::Invalidated => {
-                return Err(self.node.protect_codes.invalidate.clone().into());
+                return Err(self.node.protect_codes().invalidate.clone().into());
             }
         }
         let bad: Vec<String> = self
@@ -328,10 +349,9 @@ impl Session {
         for ch in bad {
             self.remove_sub(&ch);
             let (code, reason) = crate::codes::unsub::STATE_INVALIDATED;
-            out.push(protocol::encode_push(
+            out.push(self.proto.push(
                 &ch,
-                "unsubscribe",
-                &protocol::CodeReason { code, reason },
+                Push::Unsubscribe(protocol::CodeReason { code, reason }),
             ));
         }
         Ok(())
@@ -339,7 +359,7 @@ impl Session {
 
     /// Checks a token of this connection's user against the enabled protective features.
     fn check_token(&self, t: &TokenId, now: i64) -> TokenVerdict {
-        self.check_token_for(&self.user, t, now)
+        self.node.check_token(&self.user, t, now)
     }
 
     /// Sets the connection expiry and its deadline.
@@ -350,7 +370,7 @@ impl Session {
 
     /// Error 109 for a revoked or invalidated token (counted for `/metrics`).
     pub(crate) fn revoked_token_error(&self) -> CmdError {
-        crate::metrics::Metrics::inc(&self.node.metrics.refused_token);
+        crate::metrics::Metrics::inc(&self.node.metrics().refused_token);
         ClientError::TOKEN_EXPIRED.into()
     }
 
@@ -372,7 +392,7 @@ impl Session {
 
     /// The earliest moment `on_timer` has something to do.
     pub fn next_deadline(&self) -> Instant {
-        let cfg = &self.node.cfg.client;
+        let cfg = &self.node.cfg().client;
         match self.phase {
             Phase::Connecting => self.deadline_base + cfg.stale_close_delay.0,
             Phase::Failed => self.deadline_base + FAILED_DROP_DELAY,
@@ -405,7 +425,7 @@ impl Session {
     pub async fn on_timer(&mut self, out: &mut Vec<Bytes>) -> Result<(), Close> {
         let now = Instant::now();
         let node = self.node.clone();
-        let cfg = &node.cfg.client;
+        let cfg = &node.cfg().client;
         match self.phase {
             Phase::Connecting => {
                 if now >= self.deadline_base + cfg.stale_close_delay.0 {
@@ -422,7 +442,7 @@ impl Session {
                     return Err(Disconnect::no_pong().into());
                 }
                 if self.next_ping.is_some_and(|p| now >= p) {
-                    out.push(Bytes::from_static(protocol::PING));
+                    out.push(self.proto.ping());
                     self.ping_outstanding = true;
                     if !cfg.pong_timeout.is_zero() {
                         self.pong_deadline = Some(now + cfg.pong_timeout.0);
@@ -450,10 +470,9 @@ impl Session {
                 for ch in expired {
                     self.remove_sub(&ch);
                     let (code, reason) = crate::codes::unsub::EXPIRED;
-                    out.push(protocol::encode_push(
+                    out.push(self.proto.push(
                         &ch,
-                        "unsubscribe",
-                        &protocol::CodeReason { code, reason },
+                        Push::Unsubscribe(protocol::CodeReason { code, reason }),
                     ));
                 }
             }
@@ -468,10 +487,8 @@ impl Session {
             self.remove_sub(&ch);
         }
         if let Some(h) = self.handle.take() {
-            self.node.hub.remove_client(&h);
-            if !self.conn_token.uid.is_empty() {
-                self.node.hub.remove_token(&self.conn_token.uid, &h);
-            }
+            self.node.unregister(&h);
+            self.node.unindex_token(&self.conn_token.uid, &h);
         }
     }
 }

@@ -10,12 +10,12 @@ use crate::config::ChannelOptions;
 use crate::config::channel::ChannelError;
 use crate::node::handle::{TokenId, source};
 use crate::node::hub::Subscriber;
+use crate::node::outbox::ServerSubscribe;
 use crate::protect::TokenVerdict;
 use crate::protocol::{
-    self, ChannelRequest, Raw, StreamPosition, SubRefreshRequest, SubscribeRequest,
+    self, ChannelRequest, Push, Raw, Reply, StreamPosition, SubRefreshRequest, SubscribeRequest,
     SubscribeResult, share,
 };
-use crate::transport::outbox::ServerSubscribe;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -55,11 +55,15 @@ impl Session {
             return Err(Disconnect::bad_request().into());
         }
         let node = self.node.clone();
-        let opts = node.channels.options(&req.channel).map_err(channel_error)?;
+        let opts = node
+            .channels()
+            .options(&req.channel)
+            .map_err(channel_error)?;
         if self.subs.contains_key(&req.channel) {
             return Err(ClientError::ALREADY_SUBSCRIBED.into());
         }
-        if node.cfg.client.channel_limit > 0 && self.subs.len() >= node.cfg.client.channel_limit {
+        if node.cfg().client.channel_limit > 0 && self.subs.len() >= node.cfg().client.channel_limit
+        {
             return Err(ClientError::LIMIT_EXCEEDED.into());
         }
         let now = crate::auth::now();
@@ -70,7 +74,7 @@ impl Session {
         let mut overrides = None;
         let source = if !req.token.is_empty() {
             let claims = node
-                .verifier
+                .verifier()
                 .verify_subscribe(&req.token)
                 .await
                 .map_err(sub_token_error)?;
@@ -95,13 +99,13 @@ impl Session {
             data = b64_json(&claims.b64data).or(claims.data.map(share));
             overrides = claims.overrides;
             source::SUBSCRIPTION_TOKEN
-        } else if node.channels.is_private(&req.channel) {
+        } else if node.channels().is_private(&req.channel) {
             return Err(ClientError::PERMISSION_DENIED.into());
-        } else if node.cfg.client.insecure {
+        } else if node.cfg().client.insecure {
             source::CLIENT_INSECURE
         } else if opts.allow_user_limited_channels
-            && node.channels.is_user_limited(&req.channel)
-            && node.channels.user_allowed(&req.channel, &self.user)
+            && node.channels().is_user_limited(&req.channel)
+            && node.channels().user_allowed(&req.channel, &self.user)
         {
             source::USER_LIMITED
         } else if opts.allow_subscribe_for_client
@@ -141,7 +145,7 @@ impl Session {
             }),
         };
         let token = plan.token.clone();
-        let res = self.add_sub(plan)?;
+        let res = self.add_sub(plan).await?;
         // Same double check as at connect: a revocation racing this subscribe
         // either sees our token in the hub index or we see it here.
         if !token.is_empty() && self.check_token(&token, crate::auth::now()) != TokenVerdict::Valid
@@ -149,16 +153,16 @@ impl Session {
             self.remove_sub(&req.channel);
             return Err(self.revoked_token_error());
         }
-        Ok(protocol::encode_reply(id, "subscribe", &res))
+        Ok(self.proto.reply(id, Reply::Subscribe(&res)))
     }
 
     /// Adds a subscription from a connection token, connect proxy result or the API.
-    pub(super) fn add_server_sub(
+    pub(super) async fn add_server_sub(
         &mut self,
         s: ServerSub,
         opts: Arc<ChannelOptions>,
         recover: Option<StreamPosition>,
-    ) -> SubscribeResult {
+    ) -> Result<SubscribeResult, CmdError> {
         let recoverable = opts.force_recovery;
         let plan = Plan {
             channel: s.channel,
@@ -173,32 +177,38 @@ impl Session {
             recover: if recoverable { recover } else { None },
             opts,
         };
-        self.add_sub(plan).unwrap_or_default()
+        self.add_sub(plan).await
     }
 
-    pub(super) fn server_api_subscribe(&mut self, s: ServerSubscribe, out: &mut Vec<Bytes>) {
+    pub(super) async fn server_api_subscribe(&mut self, s: ServerSubscribe, out: &mut Vec<Bytes>) {
         if self.subs.contains_key(&s.channel) {
             return;
         }
-        let Ok(opts) = self.node.channels.options(&s.channel) else {
+        let Ok(opts) = self.node.channels().options(&s.channel) else {
             return;
         };
         let channel = s.channel.clone();
-        let res = self.add_server_sub(
-            ServerSub {
-                channel: s.channel,
-                info: s.info,
-                data: s.data,
-                expire_at: s.expire_at,
-                source: source::SERVER_API,
-            },
-            opts,
-            s.recover_since,
-        );
-        out.push(protocol::encode_push(&channel, "subscribe", &res));
+        let res = self
+            .add_server_sub(
+                ServerSub {
+                    channel: s.channel,
+                    info: s.info,
+                    data: s.data,
+                    expire_at: s.expire_at,
+                    source: source::SERVER_API,
+                },
+                opts,
+                s.recover_since,
+            )
+            .await;
+        // A backend failure leaves the connection unsubscribed; the API call
+        // has already answered, as Centrifugo's asynchronous subscribe does.
+        if let Ok(res) = res {
+            out.push(self.proto.push(&channel, Push::Subscribe(&res)));
+        }
     }
 
-    fn add_sub(&mut self, p: Plan) -> Result<SubscribeResult, CmdError> {
+    async fn add_sub(&mut self, p: Plan) -> Result<SubscribeResult, CmdError> {
         let node = self.node.clone();
         let handle = self
             .handle
@@ -206,60 +216,25 @@ impl Session {
             .ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
         // Join the hub before reading the stream position, so no publication
         // falls between the position and the first live push.
-        node.hub.subscribe(
+        node.add_subscriber(
             &p.channel,
             Subscriber {
                 handle: handle.clone(),
                 join_leave: p.join_leave,
+                proto: self.proto,
             },
         );
-        let mut res = SubscribeResult {
-            data: p.data.clone(),
-            ..Default::default()
-        };
-        if p.expire_at > 0 {
-            res.expires = true;
-            res.ttl = (p.expire_at - crate::auth::now()).max(0) as u32;
-        }
-        if p.recoverable || p.positioned {
-            res.recoverable = p.recoverable;
-            res.positioned = p.positioned;
-            if let Some(since) = &p.recover {
-                res.was_recovering = true;
-                let limit = node.cfg.client.recovery_max_publication_limit;
-                match node
-                    .broker
-                    .history(&p.channel, Some(since), Some(limit + 1), false)
-                {
-                    Ok((mut pubs, top)) => {
-                        res.recovered = pubs.len() <= limit;
-                        pubs.truncate(limit);
-                        res.publications = pubs;
-                        res.offset = top.offset;
-                        res.epoch = top.epoch;
-                    }
-                    Err(_) => {
-                        let top = node.broker.top(&p.channel);
-                        res.offset = top.offset;
-                        res.epoch = top.epoch;
-                    }
-                }
-            } else {
-                let top = node.broker.top(&p.channel);
-                res.offset = top.offset;
-                res.epoch = top.epoch;
+        let res = match Box::pin(self.position_and_presence(&p)).await {
+            Ok(res) => res,
+            Err(e) => {
+                node.remove_subscriber(&p.channel, &self.id);
+                return Err(CmdError::Error(e.into()));
             }
-        }
-        let info = self.client_info(p.chan_info.clone());
-        if p.opts.presence {
-            node.presence.add(&p.channel, info.clone());
-        }
+        };
         if p.opts.join_leave {
-            node.join_leave(&p.channel, "join", &info);
+            node.join_leave(&p.channel, true, &self.client_info(p.chan_info.clone()));
         }
-        if !p.token.uid.is_empty() {
-            node.hub.add_token(&p.token.uid, &handle);
-        }
+        node.index_token(&p.token.uid, &handle);
         {
             let mut st = handle.state.lock();
             st.channels.insert(p.channel.clone(), p.source);
@@ -281,6 +256,54 @@ impl Session {
         Ok(res)
     }
 
+    /// The subscribe result's stream position (recovering publications
+    /// when asked) and the presence entry: the parts that ask backends.
+    async fn position_and_presence(
+        &self,
+        p: &Plan,
+    ) -> Result<SubscribeResult, crate::node::NodeError> {
+        let node = &self.node;
+        let mut res = SubscribeResult {
+            data: p.data.clone(),
+            ..Default::default()
+        };
+        if p.expire_at > 0 {
+            res.expires = true;
+            res.ttl = (p.expire_at - crate::auth::now()).max(0) as u32;
+        }
+        if p.recoverable || p.positioned {
+            res.recoverable = p.recoverable;
+            res.positioned = p.positioned;
+            let top = match &p.recover {
+                Some(since) => {
+                    res.was_recovering = true;
+                    let limit = node.cfg().client.recovery_max_publication_limit;
+                    match node.recover(&p.channel, since, limit).await {
+                        Ok((mut pubs, top)) => {
+                            res.recovered = pubs.len() <= limit;
+                            pubs.truncate(limit);
+                            res.publications = pubs;
+                            top
+                        }
+                        // Not recoverable: subscribe from the current top.
+                        Err(crate::node::NodeError::Unrecoverable) => {
+                            node.stream_top(&p.channel).await?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => node.stream_top(&p.channel).await?,
+            };
+            res.offset = top.offset;
+            res.epoch = top.epoch;
+        }
+        if p.opts.presence {
+            node.add_presence(&p.channel, self.client_info(p.chan_info.clone()))
+                .await?;
+        }
+        Ok(res)
+    }
+
     /// Removes a subscription everywhere (hub, presence, token index) and
     /// sends the leave push.
     pub(super) fn remove_sub(&mut self, channel: &str) {
@@ -288,18 +311,16 @@ impl Session {
             return;
         };
         let node = self.node.clone();
-        node.hub.unsubscribe(channel, &self.id);
+        node.remove_subscriber(channel, &self.id);
         if s.presence {
-            node.presence.remove(channel, &self.id);
+            node.remove_presence(channel, &self.id);
         }
         if s.join_leave {
             let info = self.client_info(s.chan_info.clone());
-            node.join_leave(channel, "leave", &info);
+            node.join_leave(channel, false, &info);
         }
         if let Some(h) = &self.handle {
-            if !s.token.uid.is_empty() {
-                node.hub.remove_token(&s.token.uid, h);
-            }
+            node.unindex_token(&s.token.uid, h);
             let mut st = h.state.lock();
             st.channels.remove(channel);
             st.sub_tokens.remove(channel);
@@ -309,11 +330,7 @@ impl Session {
     pub(super) fn unsubscribe(&mut self, id: u32, req: ChannelRequest) -> CmdResult {
         // Always answered with success: an error makes the SDKs reconnect (sdks.md §13.6).
         self.remove_sub(&req.channel);
-        Ok(protocol::encode_reply(
-            id,
-            "unsubscribe",
-            &serde_json::json!({}),
-        ))
+        Ok(self.proto.reply(id, Reply::Unsubscribe))
     }
 
     pub(super) async fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> CmdResult {
@@ -325,7 +342,7 @@ impl Session {
         }
         let claims = self
             .node
-            .verifier
+            .verifier()
             .verify_subscribe(&req.token)
             .await
             .map_err(sub_token_error)?;
@@ -350,12 +367,8 @@ impl Session {
         };
         if let Some(h) = &handle {
             if sub.token.uid != token.uid {
-                if !sub.token.uid.is_empty() {
-                    self.node.hub.remove_token(&sub.token.uid, h);
-                }
-                if !token.uid.is_empty() {
-                    self.node.hub.add_token(&token.uid, h);
-                }
+                self.node.unindex_token(&sub.token.uid, h);
+                self.node.index_token(&token.uid, h);
             }
             h.state
                 .lock()
@@ -370,10 +383,9 @@ impl Session {
         } else {
             (false, 0)
         };
-        Ok(protocol::encode_reply(
+        Ok(self.proto.reply(
             id,
-            "sub_refresh",
-            &protocol::RefreshResult { expires, ttl },
+            Reply::SubRefresh(&protocol::RefreshResult { expires, ttl }),
         ))
     }
 }

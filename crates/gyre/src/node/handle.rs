@@ -3,8 +3,8 @@
 //! API and the protective checks. The session task owns the real state and
 //! keeps this snapshot current.
 
+use crate::node::outbox::Outbox;
 use crate::protocol::{ClientInfo, Raw};
-use crate::transport::outbox::Outbox;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -70,6 +70,10 @@ pub struct ClientHandle {
     pub user: Arc<str>,
     /// Outbound queue.
     pub outbox: Outbox,
+    /// Transport name (`websocket`), for proxies and `connections`.
+    pub transport: &'static str,
+    /// The connection's encoding.
+    pub protocol: crate::protocol::ProtocolKind,
     /// Client-provided app name.
     pub app_name: String,
     /// Client-provided app version.

@@ -6,12 +6,15 @@
 //! * users: user → client id → handle. "All connections of user X" (block,
 //!   disconnect, invalidate) is one shard lookup.
 //! * tokens: `jti` → handles holding a connection or subscription token with
-//!   that id, so `revoke_token` touches only those connections.
+//!   that id, each with the number of tokens it holds with that id (a
+//!   connection token and a subscription token may share one), so
+//!   `revoke_token` touches only those connections.
 //! * channels: channel → client id → subscriber, for fan-out.
 //!
 //! No lock is held across an `.await`: every method here is synchronous.
 
 use super::handle::ClientHandle;
+use crate::protocol::{ProtocolKind, PushFrames};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -30,6 +33,8 @@ pub struct Subscriber {
     pub handle: Arc<ClientHandle>,
     /// Wants join/leave pushes.
     pub join_leave: bool,
+    /// The connection's encoding: which of a push's frames it gets.
+    pub proto: ProtocolKind,
 }
 
 /// One lock-protected shard of an index.
@@ -38,12 +43,14 @@ type Shard<K, V> = RwLock<Map<K, V>>;
 type Conns = Map<Arc<str>, Arc<ClientHandle>>;
 /// Client id → subscriber.
 type Subs = Map<Arc<str>, Subscriber>;
+/// Connections holding a token id, each with how many tokens it holds with it.
+type Holders = Vec<(Arc<ClientHandle>, u32)>;
 
 /// Connection and subscription registries.
 pub struct Hub {
     hasher: foldhash::fast::RandomState,
     users: Vec<Shard<Arc<str>, Conns>>,
-    tokens: Vec<Shard<Box<str>, Vec<Arc<ClientHandle>>>>,
+    tokens: Vec<Shard<Box<str>, Holders>>,
     channels: Vec<Shard<Arc<str>, Subs>>,
     clients: AtomicUsize,
     subs: AtomicUsize,
@@ -138,20 +145,28 @@ impl Hub {
         self.subs.load(Ordering::Relaxed)
     }
 
-    /// Indexes a token id held by a connection (connection or subscription token).
+    /// Indexes one token with id `jti` held by a connection (its connection
+    /// token or a subscription token). Each call needs its own `remove_token`.
     pub fn add_token(&self, jti: &str, h: &Arc<ClientHandle>) {
         let mut shard = self.tokens[self.shard(jti)].write();
         let list = shard.entry(jti.into()).or_default();
-        if !list.iter().any(|x| Arc::ptr_eq(x, h)) {
-            list.push(h.clone());
+        match list.iter_mut().find(|(x, _)| Arc::ptr_eq(x, h)) {
+            Some((_, holds)) => *holds += 1,
+            None => list.push((h.clone(), 1)),
         }
     }
 
-    /// Drops a token id from a connection's index entry.
+    /// Drops one hold of `jti` by a connection; the connection leaves the
+    /// index when it holds no more tokens with that id.
     pub fn remove_token(&self, jti: &str, h: &ClientHandle) {
         let mut shard = self.tokens[self.shard(jti)].write();
         if let Some(list) = shard.get_mut(jti) {
-            list.retain(|x| !std::ptr::eq(&**x, h));
+            if let Some(i) = list.iter().position(|(x, _)| std::ptr::eq(&**x, h)) {
+                list[i].1 -= 1;
+                if list[i].1 == 0 {
+                    list.swap_remove(i);
+                }
+            }
             if list.is_empty() {
                 shard.remove(jti);
             }
@@ -163,7 +178,7 @@ impl Hub {
         self.tokens[self.shard(jti)]
             .read()
             .get(jti)
-            .cloned()
+            .map(|l| l.iter().map(|(h, _)| h.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -216,12 +231,19 @@ impl Hub {
         self.channels.iter().map(|s| s.read().len()).sum()
     }
 
-    /// Hands one encoded frame to every subscriber of `channel` (or only to
-    /// those that want join/leave pushes). Pushing is a short, non-blocking
-    /// queue append, so it is done under the shard's read lock: copying
-    /// 10,000 handles out first would cost more than the pushes themselves,
-    /// and readers never block each other. Returns the number of deliveries.
-    pub fn broadcast(&self, channel: &str, frame: &Bytes, join_leave_only: bool) -> usize {
+    /// Hands a push to every subscriber of `channel` (or only to those that
+    /// want join/leave pushes), each in its connection's encoding: `frames`
+    /// encodes once per kind on first demand. Pushing is a short,
+    /// non-blocking queue append, so it is done under the shard's read lock:
+    /// copying 10,000 handles out first would cost more than the pushes
+    /// themselves, and readers never block each other. Returns the number
+    /// of deliveries.
+    pub fn broadcast<F: Fn(ProtocolKind) -> Bytes>(
+        &self,
+        channel: &str,
+        frames: &PushFrames<F>,
+        join_leave_only: bool,
+    ) -> usize {
         let shard = self.channels[self.shard(channel)].read();
         let Some(subs) = shard.get(channel) else {
             return 0;
@@ -231,9 +253,123 @@ impl Hub {
             if join_leave_only && !s.join_leave {
                 continue;
             }
-            s.handle.outbox.push_frame(frame.clone());
+            s.handle.outbox.push_frame(frames.get(s.proto).clone());
             n += 1;
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::handle::HandleState;
+    use crate::node::outbox::Outbox;
+    use crate::protocol::ClientInfo;
+    use parking_lot::Mutex;
+
+    fn handle(id: &str, user: &str) -> Arc<ClientHandle> {
+        let id: Arc<str> = Arc::from(id);
+        let user: Arc<str> = Arc::from(user);
+        Arc::new(ClientHandle {
+            id: id.clone(),
+            user: user.clone(),
+            outbox: Outbox::new(1 << 20),
+            transport: "websocket",
+            protocol: ProtocolKind::Json,
+            app_name: String::new(),
+            app_version: String::new(),
+            connected_at_ms: 0,
+            info: Mutex::new(ClientInfo {
+                user,
+                client: id,
+                conn_info: None,
+                chan_info: None,
+            }),
+            meta: None,
+            state: Mutex::new(HandleState::default()),
+        })
+    }
+
+    fn ids(v: &[Arc<ClientHandle>]) -> Vec<String> {
+        let mut out: Vec<String> = v.iter().map(|h| h.id.to_string()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_token_id_held_twice_needs_two_releases() {
+        // Connection token and a subscription token with the same jti: the
+        // subscription ending must not forget the connection (conformance
+        // issue item 12).
+        let hub = Hub::new();
+        let a = handle("a", "u");
+        hub.add_token("J", &a);
+        hub.add_token("J", &a);
+        hub.remove_token("J", &a);
+        assert_eq!(ids(&hub.token_connections("J")), ["a"]);
+        hub.remove_token("J", &a);
+        assert!(hub.token_connections("J").is_empty());
+        // Two connections share a jti; one leaving keeps the other.
+        let b = handle("b", "u");
+        hub.add_token("K", &a);
+        hub.add_token("K", &b);
+        hub.remove_token("K", &a);
+        assert_eq!(ids(&hub.token_connections("K")), ["b"]);
+        // Removing a hold that was never added changes nothing.
+        hub.remove_token("K", &a);
+        assert_eq!(ids(&hub.token_connections("K")), ["b"]);
+    }
+
+    #[test]
+    fn user_index_follows_connections() {
+        let hub = Hub::new();
+        let (a, b, c) = (handle("a", "u"), handle("b", "u"), handle("c", "v"));
+        assert_eq!(hub.add_client(&a), 1);
+        assert_eq!(hub.add_client(&b), 2);
+        hub.add_client(&c);
+        assert_eq!(ids(&hub.user_connections("u")), ["a", "b"]);
+        assert_eq!((hub.num_clients(), hub.num_users()), (3, 2));
+        hub.remove_client(&a);
+        hub.remove_client(&a); // twice: counted once
+        assert_eq!(ids(&hub.user_connections("u")), ["b"]);
+        assert_eq!(hub.num_clients(), 2);
+        hub.remove_client(&b);
+        assert!(hub.user_connections("u").is_empty());
+        assert_eq!((hub.num_clients(), hub.num_users()), (1, 1));
+    }
+
+    #[test]
+    fn channel_index_and_broadcast() {
+        let hub = Hub::new();
+        let (a, b) = (handle("a", "u"), handle("b", "v"));
+        let sub = |h: &Arc<ClientHandle>, join_leave| Subscriber {
+            handle: h.clone(),
+            join_leave,
+            proto: ProtocolKind::Json,
+        };
+        assert!(hub.subscribe("ch", sub(&a, false)), "first subscriber");
+        assert!(!hub.subscribe("ch", sub(&b, true)));
+        assert!(
+            !hub.subscribe("ch", sub(&b, true)),
+            "re-subscribe counted once"
+        );
+        assert_eq!(hub.num_subs(), 2);
+        let encoded = std::cell::Cell::new(0);
+        let frames = PushFrames::new(|_| {
+            encoded.set(encoded.get() + 1);
+            Bytes::from_static(b"x")
+        });
+        assert_eq!(hub.broadcast("ch", &frames, false), 2);
+        assert_eq!(
+            hub.broadcast("ch", &frames, true),
+            1,
+            "join/leave only to b"
+        );
+        assert_eq!(encoded.get(), 1, "encoded once for all subscribers");
+        assert!(!hub.unsubscribe("ch", "a"));
+        assert!(hub.unsubscribe("ch", "b"), "last subscriber gone");
+        assert_eq!((hub.num_subs(), hub.num_channels()), (0, 0));
+        assert_eq!(hub.broadcast("ch", &frames, false), 0);
     }
 }

@@ -1,26 +1,41 @@
-//! The node: the one place that combines the hub, history, presence, the
-//! token verifier, the protective sets and the proxies. Client sessions and
-//! the API executor call Node methods, never the backends directly
-//! (design.md §3.2).
+//! The node: the one place that combines the hub, the broker, presence,
+//! the token verifier, the protective sets and stores, and the proxies
+//! (design.md §3.2, architecture.md §2.4). Its fields are private: client
+//! sessions and the API executor call `Node` methods, and the methods that
+//! will do I/O with a Redis or PostgreSQL backend are already `async` and
+//! return [`NodeError`], so adding a backend fills in a variant instead of
+//! reshaping callers.
+//!
+//! * `pubsub.rs`: publish, history, presence, subscribe/unsubscribe.
+//! * `actions.rs`: server API actions on connections and node-wide reads.
+//! * `protect.rs`: protective changes (store → sets → live connections) and checks.
+//! * `lifecycle.rs`: owned background tasks and staged shutdown.
 
+mod actions;
+pub mod error;
 pub mod handle;
 pub mod hub;
+mod lifecycle;
+pub mod outbox;
 mod protect;
+#[cfg(test)]
+mod protect_conformance;
+mod pubsub;
+
+pub use actions::{ChannelsInfo, NodeInfo, Targets};
+pub use error::NodeError;
+pub(crate) use lifecycle::Lifecycle;
 
 use crate::auth::TokenVerifier;
-use crate::broker::{HistoryError, MemoryBroker, StreamTop};
+use crate::broker::{Broker, MemoryBroker};
 use crate::codes::Disconnect;
-use crate::config::{ChannelOptions, Channels, Config, ConfigError};
-use crate::presence::MemoryPresence;
-use crate::protect::Protect;
-use crate::protocol::{ClientInfo, JoinLeave, Publication, Raw, encode_push};
+use crate::config::{Channels, Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::presence::{MemoryPresence, Presence};
+use crate::protect::{Protect, Store};
 use crate::proxy::ProxyClient;
-use handle::ClientHandle;
 use hub::Hub;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Server version reported to clients and by `info` (Centrifugo reports `"<semver> OSS"`).
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " Gyre");
@@ -36,42 +51,36 @@ pub struct ProtectCodes {
     pub invalidate: Disconnect,
 }
 
+/// One store per protective feature: each has its own `storage_type` in
+/// Centrifugo PRO's config.
+struct Stores {
+    user_block: Store,
+    token_revoke: Store,
+    user_tokens_invalidate: Store,
+}
+
 /// Shared server state.
 pub struct Node {
-    /// Configuration.
-    pub cfg: Arc<Config>,
-    /// Channel rules.
-    pub channels: Channels,
-    /// Connections and subscriptions.
-    pub hub: Hub,
-    /// History.
-    pub broker: MemoryBroker,
-    /// Presence.
-    pub presence: MemoryPresence,
-    /// JWT verification.
-    pub verifier: TokenVerifier,
-    /// Blocked users and revoked tokens.
-    pub protect: Protect,
-    /// Close codes of the protective features.
-    pub protect_codes: ProtectCodes,
-    /// Connect/refresh proxy client.
-    pub proxy: ProxyClient,
-    /// Node id.
-    pub id: String,
-    /// Node name.
-    pub name: String,
-    /// Process start.
-    pub started: std::time::Instant,
-    /// Cancelled on shutdown.
-    pub shutdown: CancellationToken,
-    /// Connection tasks, awaited at shutdown.
-    pub tracker: TaskTracker,
-    /// Counters for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    cfg: Arc<Config>,
+    channels: Channels,
+    hub: Hub,
+    broker: Broker,
+    presence: Presence,
+    verifier: TokenVerifier,
+    protect: Protect,
+    stores: Stores,
+    protect_codes: ProtectCodes,
+    proxy: ProxyClient,
+    id: String,
+    name: String,
+    started: std::time::Instant,
+    lifecycle: Lifecycle,
+    metrics: Metrics,
 }
 
 impl Node {
-    /// Builds a node from a validated config.
+    /// Builds a node from a validated config (memory backends need no I/O,
+    /// so this does none).
     pub fn new(cfg: Config) -> Result<Arc<Self>, ConfigError> {
         let verifier = TokenVerifier::new(&cfg.client)?;
         let proxy = ProxyClient::new(&cfg.client.proxy);
@@ -102,139 +111,63 @@ impl Node {
         Ok(Arc::new(Node {
             channels: Channels::new(&cfg.channel),
             hub: Hub::new(),
-            broker: MemoryBroker::new(),
-            presence: MemoryPresence::new(),
+            broker: Broker::Memory(MemoryBroker::new()),
+            presence: Presence::Memory(MemoryPresence::new()),
             verifier,
             protect: Protect::new(),
+            stores: Stores {
+                user_block: Store::Memory,
+                token_revoke: Store::Memory,
+                user_tokens_invalidate: Store::Memory,
+            },
             protect_codes,
             proxy,
             id: uuid::Uuid::new_v4().to_string(),
             name,
             started: std::time::Instant::now(),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            lifecycle: Lifecycle::new(),
             metrics: Default::default(),
             cfg: Arc::new(cfg),
         }))
     }
 
-    /// Publishes into a channel: history first (to get the offset), then one
-    /// encoding of the push shared by every local subscriber.
-    pub fn publish(
-        &self,
-        channel: &str,
-        opts: &ChannelOptions,
-        data: Raw,
-        info: Option<ClientInfo>,
-        tags: Option<Arc<BTreeMap<String, String>>>,
-        skip_history: bool,
-    ) -> Option<StreamTop> {
-        let p = Publication {
-            data,
-            info,
-            offset: 0,
-            tags,
-        };
-        let deliver = |p: &Publication| {
-            let frame = encode_push(channel, "pub", p);
-            let n = self.hub.broadcast(channel, &frame, false);
-            crate::metrics::Metrics::add(&self.metrics.deliveries, n as u64);
-        };
-        if opts.history_size > 0 && !skip_history {
-            // Delivered under the stream's lock so pushes keep offset order.
-            Some(self.broker.add(
-                channel,
-                p,
-                opts.history_size,
-                opts.history_ttl.0,
-                opts.history_meta_ttl.0,
-                deliver,
-            ))
-        } else {
-            deliver(&p);
-            None
-        }
+    /// The configuration.
+    pub fn cfg(&self) -> &Arc<Config> {
+        &self.cfg
     }
 
-    /// Sends a join or leave push to the subscribers that want it.
-    /// Who gets them was decided per subscriber at subscribe time (the
-    /// client asked, or the namespace forces them): see `Subscriber::join_leave`.
-    pub fn join_leave(&self, channel: &str, kind: &str, info: &ClientInfo) {
-        let frame = encode_push(channel, kind, &JoinLeave { info });
-        self.hub.broadcast(channel, &frame, true);
+    /// Channel rules (namespaces, private and user-limited channels).
+    pub fn channels(&self) -> &Channels {
+        &self.channels
     }
 
-    /// History with Centrifugo's limits applied.
-    pub fn history(
-        &self,
-        channel: &str,
-        since: Option<&crate::protocol::StreamPosition>,
-        limit: i64,
-        reverse: bool,
-    ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
-        let max = self.cfg.client.history_max_publication_limit;
-        let limit = match limit {
-            0 => Some(0),
-            l if l < 0 => Some(max),
-            l => Some((l as usize).min(max)),
-        };
-        self.broker.history(channel, since, limit, reverse)
+    /// JWT verification.
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
     }
 
-    /// Disconnects connections of `user` (or one `client`), except the `whitelist`.
-    pub fn disconnect_user(
-        &self,
-        user: &str,
-        client: Option<&str>,
-        whitelist: &[String],
-        d: &Disconnect,
-    ) -> usize {
-        let mut n = 0;
-        for h in self.hub.user_connections(user) {
-            if client.is_some_and(|c| c != &*h.id) || whitelist.iter().any(|w| w.as_str() == &*h.id)
-            {
-                continue;
-            }
-            h.outbox.disconnect(d.clone());
-            n += 1;
-        }
-        n
+    /// The connect and refresh proxy client.
+    pub fn proxy(&self) -> &ProxyClient {
+        &self.proxy
     }
 
-    /// Connections matching an API target (user, optional client).
-    pub fn targets(&self, user: &str, client: &str) -> Vec<Arc<ClientHandle>> {
-        if user.is_empty() && !client.is_empty() {
-            return self
-                .hub
-                .all_connections()
-                .into_iter()
-                .filter(|h| &*h.id == client)
-                .collect();
-        }
-        self.hub
-            .user_connections(user)
-            .into_iter()
-            .filter(|h| client.is_empty() || &*h.id == client)
-            .collect()
+    /// Close codes of the protective features.
+    pub fn protect_codes(&self) -> &ProtectCodes {
+        &self.protect_codes
     }
 
-    /// Background upkeep: history and protective-data sweeps.
-    pub fn spawn_maintenance(self: &Arc<Self>) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = node.shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        node.broker.sweep();
-                        let n = node.protect.sweep(crate::auth::now());
-                        if n > 0 {
-                            tracing::debug!(dropped = n, "expired protective entries dropped");
-                        }
-                    }
-                }
-            }
-        });
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Connection tasks and shutdown signals.
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// This node's id (a UUID made at start).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }

@@ -7,11 +7,18 @@
 //! with no allocation. Entries with `expire_at` stop applying the moment it
 //! passes (checked on every look-up) and are dropped by a periodic sweep.
 //!
-//! This module only stores and answers; `node::protect` applies changes to
-//! live connections.
+//! Every change arrives as a [`Change`] and goes through [`Protect::apply`],
+//! which resolves late and repeated deliveries by the change's time.
+//! This module only stores and answers; `node::protect` writes changes to
+//! the feature's [`Store`] and applies them to live connections.
 
+pub mod change;
 pub mod key;
+pub mod store;
 mod table;
+
+pub use change::{Change, Op};
+pub use store::Store;
 
 use key::{Key, KeyRef};
 use serde::Serialize;
@@ -23,9 +30,15 @@ use table::Sharded;
 pub struct Entry {
     /// Unix seconds after which the entry no longer applies (0 = never).
     pub expire_at: i64,
-    /// Unix seconds when it was created.
-    pub created_at: i64,
+    /// Unix milliseconds of the newest change that made it (its version;
+    /// listed as `created_at` in seconds).
+    pub created_ms: i64,
 }
+
+/// How long an unblock or undo is remembered, so that an older change
+/// delivered after it cannot bring the entry back. A delivery later than
+/// this is repaired by the next full reload of a persistent store.
+const TOMBSTONE_TTL_MS: i64 = 3_600_000;
 
 impl Entry {
     fn live(&self, now: i64) -> bool {
@@ -42,7 +55,7 @@ pub struct Invalidation {
     pub entry: Entry,
 }
 
-/// Which table an audit reason belongs to.
+/// Which feature (and table) an entry or change belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// `block_user`.
@@ -80,6 +93,8 @@ pub struct Protect {
     revoked: Sharded<Key, Entry>,
     invalidations: Sharded<Key, Invalidation>,
     reasons: parking_lot::Mutex<std::collections::HashMap<(Kind, String), String>>,
+    /// Keys removed by an unblock or undo, with the removal's time (ms).
+    tombstones: parking_lot::Mutex<std::collections::HashMap<(Kind, String), i64>>,
 }
 
 impl Default for Protect {
@@ -107,6 +122,7 @@ impl Protect {
             revoked: Sharded::new(),
             invalidations: Sharded::new(),
             reasons: Default::default(),
+            tombstones: Default::default(),
         }
     }
 
@@ -153,44 +169,161 @@ impl Protect {
         self.reasons.lock().get(&(kind, key.to_string())).cloned()
     }
 
-    /// Blocks a user. A repeated block replaces expiry and reason.
+    /// Applies one change; returns false when it was older than what the key
+    /// already reflects (and so changed nothing). Merge rules, for changes
+    /// in time order:
+    /// * a block replaces the user's block (expiry and reason);
+    /// * a revocation keeps the later expiry (0 wins: never expire);
+    /// * an invalidation only moves the cut-off forward and the expiry
+    ///   later, so an earlier call's protection is never silently weakened;
+    /// * unblock and the undos remove the entry.
+    pub fn apply(&self, c: &Change) -> bool {
+        let kind = c.kind();
+        let key = c.key();
+        if self
+            .tombstones
+            .lock()
+            .get(&(kind, key.to_string()))
+            .is_some_and(|t| *t > c.at_ms)
+        {
+            return false; // undone by a newer change
+        }
+        let at = c.at_ms;
+        let now = at.div_euclid(1000);
+        let mut fresh = true;
+        match &c.op {
+            Op::Block {
+                user,
+                expire_at,
+                reason,
+            } => {
+                let new = Entry {
+                    expire_at: *expire_at,
+                    created_ms: at,
+                };
+                self.blocks
+                    .insert(KeyRef::new(user).to_key(), new, |old, new| {
+                        if old.created_ms > new.created_ms {
+                            fresh = false;
+                            old
+                        } else {
+                            new
+                        }
+                    });
+                if fresh {
+                    self.set_reason(kind, user, reason.as_deref());
+                }
+            }
+            Op::Revoke {
+                uid,
+                expire_at,
+                reason,
+            } => {
+                let new = Entry {
+                    expire_at: *expire_at,
+                    created_ms: at,
+                };
+                self.revoked
+                    .insert(KeyRef::new(uid).to_key(), new, |old, new| Entry {
+                        expire_at: later(old.expire_at, new.expire_at),
+                        created_ms: old.created_ms.max(new.created_ms),
+                    });
+                self.set_reason(kind, uid, reason.as_deref());
+            }
+            Op::Invalidate {
+                user,
+                issued_before,
+                expire_at,
+                reason,
+            } => {
+                let new = Invalidation {
+                    issued_before: *issued_before,
+                    entry: Entry {
+                        expire_at: *expire_at,
+                        created_ms: at,
+                    },
+                };
+                self.invalidations
+                    .insert(KeyRef::new(user).to_key(), new, |old, new| {
+                        if !old.entry.live(now) {
+                            return new;
+                        }
+                        Invalidation {
+                            issued_before: old.issued_before.max(new.issued_before),
+                            entry: Entry {
+                                expire_at: later(old.entry.expire_at, new.entry.expire_at),
+                                created_ms: old.entry.created_ms.max(new.entry.created_ms),
+                            },
+                        }
+                    });
+                self.set_reason(kind, user, reason.as_deref());
+            }
+            Op::Unblock { user } => {
+                fresh = self.undo(kind, user, at, |k, stale| {
+                    self.blocks.remove_if(k, |e| !stale(e.created_ms))
+                });
+            }
+            Op::Unrevoke { uid } => {
+                fresh = self.undo(kind, uid, at, |k, stale| {
+                    self.revoked.remove_if(k, |e| !stale(e.created_ms))
+                });
+            }
+            Op::ClearInvalidation { user } => {
+                fresh = self.undo(kind, user, at, |k, stale| {
+                    self.invalidations
+                        .remove_if(k, |i| !stale(i.entry.created_ms))
+                });
+            }
+        }
+        fresh
+    }
+
+    /// Removes `key` unless a newer change made it, and remembers the
+    /// removal; false if the entry was newer than the undo.
+    fn undo(
+        &self,
+        kind: Kind,
+        key: &str,
+        at: i64,
+        remove: impl FnOnce(&KeyRef<'_>, &dyn Fn(i64) -> bool) -> Option<bool>,
+    ) -> bool {
+        let stale = |created: i64| created > at;
+        if remove(&KeyRef::new(key), &stale) == Some(false) {
+            return false;
+        }
+        self.reasons.lock().remove(&(kind, key.to_string()));
+        let mut t = self.tombstones.lock();
+        let slot = t.entry((kind, key.to_string())).or_insert(at);
+        *slot = (*slot).max(at);
+        true
+    }
+
+    /// Blocks a user (a [`Change`] made at `now`, Unix seconds).
     pub fn block(&self, user: &str, expire_at: i64, reason: Option<&str>, now: i64) {
-        self.blocks.insert(
-            KeyRef::new(user).to_key(),
-            Entry {
+        self.apply(&Change {
+            at_ms: now * 1000,
+            op: Op::Block {
+                user: user.into(),
                 expire_at,
-                created_at: now,
+                reason: reason.map(Into::into),
             },
-            |_, new| new,
-        );
-        self.set_reason(Kind::Block, user, reason);
+        });
     }
 
-    /// Unblocks a user; true if a block existed.
-    pub fn unblock(&self, user: &str) -> bool {
-        self.reasons.lock().remove(&(Kind::Block, user.to_string()));
-        self.blocks.remove(&KeyRef::new(user))
-    }
-
-    /// Revokes a token id. A repeated call keeps the later expiry (0 wins: never expire).
+    /// Revokes a token id (a [`Change`] made at `now`, Unix seconds).
     pub fn revoke(&self, jti: &str, expire_at: i64, reason: Option<&str>, now: i64) {
-        self.revoked.insert(
-            KeyRef::new(jti).to_key(),
-            Entry {
+        self.apply(&Change {
+            at_ms: now * 1000,
+            op: Op::Revoke {
+                uid: jti.into(),
                 expire_at,
-                created_at: now,
+                reason: reason.map(Into::into),
             },
-            |old, new| Entry {
-                expire_at: later(old.expire_at, new.expire_at),
-                created_at: new.created_at,
-            },
-        );
-        self.set_reason(Kind::Revoke, jti, reason);
+        });
     }
 
-    /// Invalidates a user's tokens issued before `issued_before`. Calls only
-    /// ever move the cut-off forward and the expiry later: an earlier call's
-    /// protection is never silently weakened.
+    /// Invalidates a user's tokens issued before `issued_before` (a
+    /// [`Change`] made at `now`, Unix seconds).
     pub fn invalidate(
         &self,
         user: &str,
@@ -199,27 +332,15 @@ impl Protect {
         reason: Option<&str>,
         now: i64,
     ) {
-        let new = Invalidation {
-            issued_before,
-            entry: Entry {
+        self.apply(&Change {
+            at_ms: now * 1000,
+            op: Op::Invalidate {
+                user: user.into(),
+                issued_before,
                 expire_at,
-                created_at: now,
+                reason: reason.map(Into::into),
             },
-        };
-        self.invalidations
-            .insert(KeyRef::new(user).to_key(), new, |old, new| {
-                if !old.entry.live(now) {
-                    return new;
-                }
-                Invalidation {
-                    issued_before: old.issued_before.max(new.issued_before),
-                    entry: Entry {
-                        expire_at: later(old.entry.expire_at, new.entry.expire_at),
-                        created_at: new.entry.created_at,
-                    },
-                }
-            });
-        self.set_reason(Kind::Invalidate, user, reason);
+        });
     }
 
     /// Drops expired entries; returns how many.
@@ -249,6 +370,8 @@ impl Protect {
                 r.remove(&g);
             }
         }
+        let cutoff = now * 1000 - TOMBSTONE_TTL_MS;
+        self.tombstones.lock().retain(|_, at| *at > cutoff);
         n
     }
 
@@ -262,7 +385,7 @@ impl Protect {
                 uid: None,
                 issued_before: None,
                 expire_at: e.expire_at,
-                created_at: e.created_at,
+                created_at: e.created_ms.div_euclid(1000),
                 reason: self.reason(Kind::Block, user),
             })
     }
@@ -280,7 +403,7 @@ impl Protect {
                 uid: None,
                 issued_before: None,
                 expire_at: e.expire_at,
-                created_at: e.created_at,
+                created_at: e.created_ms.div_euclid(1000),
             })
             .collect();
         (out, more)
@@ -305,7 +428,7 @@ impl Protect {
                     uid: Some(uid),
                     issued_before: None,
                     expire_at: e.expire_at,
-                    created_at: e.created_at,
+                    created_at: e.created_ms.div_euclid(1000),
                 }
             })
             .collect();
@@ -319,7 +442,7 @@ impl Protect {
             uid: None,
             issued_before: Some(i.issued_before),
             expire_at: i.entry.expire_at,
-            created_at: i.entry.created_at,
+            created_at: i.entry.created_ms.div_euclid(1000),
             reason: self.reason(Kind::Invalidate, u),
         };
         match user {
@@ -372,7 +495,10 @@ mod tests {
             p.block_status("42", 150).unwrap().reason.as_deref(),
             Some("spam")
         );
-        assert!(p.unblock("42"));
+        assert!(p.apply(&Change {
+            at_ms: 150_000,
+            op: Op::Unblock { user: "42".into() }
+        }));
         assert!(!p.is_blocked("42", 150));
         p.block("", 0, None, 1);
         assert!(!p.is_blocked("", 2), "anonymous is never blocked");
@@ -414,5 +540,87 @@ mod tests {
         let (rest, more) = p.list_blocks(page[2].user.as_deref(), 3, 60);
         assert_eq!(rest.len(), 2);
         assert!(!more);
+    }
+
+    fn at(at_ms: i64, op: Op) -> Change {
+        Change { at_ms, op }
+    }
+
+    fn block(user: &str) -> Op {
+        Op::Block {
+            user: user.into(),
+            expire_at: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn late_and_repeated_changes_never_undo_newer_ones() {
+        let p = Protect::new();
+        // An unblock overtaken by the block it undoes.
+        assert!(p.apply(&at(2_000, Op::Unblock { user: "u".into() })));
+        assert!(!p.apply(&at(1_000, block("u"))), "older block is stale");
+        assert!(!p.is_blocked("u", 5));
+        // A newer block after that unblock applies.
+        assert!(p.apply(&at(3_000, block("u"))));
+        assert!(p.is_blocked("u", 5));
+        // A late unblock older than the block does not lift it.
+        assert!(!p.apply(&at(2_500, Op::Unblock { user: "u".into() })));
+        assert!(p.is_blocked("u", 5));
+        // Duplicates are harmless.
+        assert!(p.apply(&at(3_000, block("u"))));
+        assert!(p.is_blocked("u", 5));
+        // A late block with an older time does not replace a newer one's expiry.
+        assert!(!p.apply(&at(
+            2_900,
+            Op::Block {
+                user: "u".into(),
+                expire_at: 4,
+                reason: None
+            }
+        )));
+        assert!(p.is_blocked("u", 5));
+    }
+
+    #[test]
+    fn undo_of_revocation_and_invalidation() {
+        let p = Protect::new();
+        p.apply(&at(
+            1_000,
+            Op::Revoke {
+                uid: "j".into(),
+                expire_at: 0,
+                reason: Some("leak".into()),
+            },
+        ));
+        assert_eq!(p.check_token("u", Some("j"), 0, 5), TokenVerdict::Revoked);
+        assert!(p.apply(&at(2_000, Op::Unrevoke { uid: "j".into() })));
+        assert_eq!(p.check_token("u", Some("j"), 0, 5), TokenVerdict::Valid);
+        assert!(p.list_revoked(None, 10, 5).0.is_empty());
+        assert!(!p.apply(&at(
+            1_500,
+            Op::Revoke {
+                uid: "j".into(),
+                expire_at: 0,
+                reason: None
+            }
+        )));
+        assert_eq!(p.check_token("u", Some("j"), 0, 5), TokenVerdict::Valid);
+        p.apply(&at(
+            1_000,
+            Op::Invalidate {
+                user: "u".into(),
+                issued_before: 100,
+                expire_at: 0,
+                reason: None,
+            },
+        ));
+        assert_eq!(p.check_token("u", None, 50, 5), TokenVerdict::Invalidated);
+        assert!(p.apply(&at(2_000, Op::ClearInvalidation { user: "u".into() })));
+        assert_eq!(p.check_token("u", None, 50, 5), TokenVerdict::Valid);
+        // Tombstones are forgotten after their retention.
+        assert_eq!(p.tombstones.lock().len(), 2);
+        p.sweep(2 + TOMBSTONE_TTL_MS / 1000);
+        assert!(p.tombstones.lock().is_empty());
     }
 }

@@ -58,19 +58,25 @@ impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
         self.len.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn remove<Q: Hash + Equivalent<K> + ?Sized>(&self, q: &Q) -> bool {
+    /// Removes the entry if `pred` accepts it; `None` if there was none.
+    pub(super) fn remove_if<Q: Hash + Equivalent<K> + ?Sized>(
+        &self,
+        q: &Q,
+        pred: impl FnOnce(&V) -> bool,
+    ) -> Option<bool> {
         let (h, shard) = self.locate(q);
         let removed = match shard.write().find_entry(h, |(k, _)| q.equivalent(k)) {
-            Ok(e) => {
+            Ok(e) if pred(&e.get().1) => {
                 e.remove();
                 true
             }
-            Err(_) => false,
+            Ok(_) => false,
+            Err(_) => return None,
         };
         if removed {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
-        removed
+        Some(removed)
     }
 
     pub(super) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {

@@ -125,7 +125,7 @@ pub(crate) async fn serve(
     node: Arc<Node>,
     tracker: TaskTracker,
 ) {
-    let shutdown = node.shutdown.clone();
+    let shutdown = node.lifecycle().shutdown().clone();
     let pending = Arc::new(Pending {
         max: limits.max_pending.max(1),
         inner: Mutex::new(PendingInner::default()),
@@ -156,7 +156,7 @@ pub(crate) async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let slot = pending.admit(&node.metrics);
+        let slot = pending.admit(node.metrics());
         let conn = http.serve_connection(
             TokioIo::new(tcp),
             ConnService {
@@ -204,7 +204,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         self.pending.leave(&self.slot);
         if !transfer_encoding_supported(req.headers()) {
-            Metrics::inc(&self.node.metrics.http_bad_transfer_encoding);
+            Metrics::inc(&self.node.metrics().http_bad_transfer_encoding);
             return Box::pin(async { Ok(not_implemented()) });
         }
         let mut router = self.router.clone();

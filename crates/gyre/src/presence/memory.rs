@@ -1,4 +1,5 @@
-//! In-memory presence: which clients are in a channel, with their info.
+//! In-memory presence: which clients are in a channel, with their info,
+//! sharded 64 ways.
 
 use crate::protocol::ClientInfo;
 use parking_lot::Mutex;

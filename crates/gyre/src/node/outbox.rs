@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 /// Instructions for the connection task that change session state, so they
-/// must run inside the task that owns the session.
+/// must run inside the task that owns the session. (Named apart from
+/// Centrifugo's node-to-node "control" messages, which the cluster adds.)
 #[derive(Debug)]
-pub enum Control {
+pub enum Instruction {
     /// Server API `subscribe`: add a server-side subscription.
     Subscribe(Box<ServerSubscribe>),
     /// Server API `unsubscribe` or a revoked subscription token.
@@ -46,7 +47,7 @@ pub enum Control {
 }
 
 /// Parameters of a server-side subscription made through the API.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ServerSubscribe {
     /// Channel.
     pub channel: String,
@@ -66,7 +67,7 @@ pub enum Out {
     /// An encoded reply or push (one JSON object).
     Frame(Bytes),
     /// A session instruction.
-    Control(Control),
+    Instruction(Instruction),
 }
 
 /// The outbound queue of one connection.
@@ -114,11 +115,11 @@ impl Outbox {
     }
 
     /// Queues a session instruction.
-    pub fn push_control(&self, c: Control) {
+    pub fn push_instruction(&self, c: Instruction) {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        self.queue.lock().push_back(Out::Control(c));
+        self.queue.lock().push_back(Out::Instruction(c));
         self.signal();
     }
 

@@ -1,7 +1,15 @@
-//! Client protocol v2, JSON flavour (protocol.md §1): the commands a client
-//! sends, the results and pushes the server answers, and the framing rules
-//! (newline-delimited JSON in text frames). Payloads (`data`, `info`) stay raw
-//! JSON from decode to encode: Gyre never parses application data.
+//! Client protocol v2 (protocol.md §1): the commands a client sends, the
+//! results and pushes the server answers, and the encodings that carry
+//! them. The session works with the types here and never with an encoding:
+//! a [`ProtocolKind`] decodes a frame into [`Command`]s and encodes typed
+//! [`Reply`]s and [`Push`]es. Only JSON exists so far (`json.rs`: newline-
+//! delimited JSON in text frames); the protobuf flavour will be a second
+//! kind. Payloads (`data`, `info`) stay raw from decode to encode: Gyre
+//! never parses application data.
+
+mod json;
+
+pub use json::{DecodeError, decode_frame, encode_error, encode_push, encode_reply};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -312,63 +320,6 @@ pub struct RefreshResult {
     pub ttl: u32,
 }
 
-/// Why a frame could not be decoded: always disconnect 3501.
-#[derive(Debug, PartialEq, Eq)]
-pub struct DecodeError;
-
-/// Splits a text frame into commands (newline-delimited JSON, §1.3). An
-/// empty frame or any line that is not a command object is a bad request.
-pub fn decode_frame(frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
-    let mut out = Vec::new();
-    for line in frame.split(|b| *b == b'\n') {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        let cmd: Command = serde_json::from_slice(line).map_err(|_| DecodeError)?;
-        out.push(cmd);
-    }
-    if out.is_empty() {
-        return Err(DecodeError);
-    }
-    Ok(out)
-}
-
-/// Encodes `{"id":N,"<method>":<result>}`.
-pub fn encode_reply<T: Serialize>(id: u32, method: &str, result: &T) -> Bytes {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(b"{\"id\":");
-    buf.extend_from_slice(id.to_string().as_bytes());
-    buf.extend_from_slice(b",\"");
-    buf.extend_from_slice(method.as_bytes());
-    buf.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut buf, result).expect("reply serializes");
-    buf.push(b'}');
-    Bytes::from(buf)
-}
-
-/// Encodes `{"id":N,"error":{...}}`.
-pub fn encode_error(id: u32, err: &crate::codes::ClientError) -> Bytes {
-    encode_reply(id, "error", err)
-}
-
-/// Encodes a push wrapped in a reply: `{"push":{"channel":C,"<kind>":<body>}}`.
-pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
-    let mut buf = Vec::with_capacity(96);
-    buf.extend_from_slice(b"{\"push\":{");
-    if !channel.is_empty() {
-        buf.extend_from_slice(b"\"channel\":");
-        serde_json::to_writer(&mut buf, channel).expect("string serializes");
-        buf.push(b',');
-    }
-    buf.push(b'"');
-    buf.extend_from_slice(kind.as_bytes());
-    buf.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut buf, body).expect("push serializes");
-    buf.extend_from_slice(b"}}");
-    Bytes::from(buf)
-}
-
 /// Body of `join`/`leave` pushes.
 #[derive(Serialize)]
 pub struct JoinLeave<'a> {
@@ -377,7 +328,7 @@ pub struct JoinLeave<'a> {
 }
 
 /// Body of `unsubscribe`/`disconnect` pushes.
-#[derive(Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct CodeReason<'a> {
     /// Code.
     pub code: u32,
@@ -392,9 +343,6 @@ pub struct MessageBody<'a> {
     pub data: &'a RawValue,
 }
 
-/// The server ping: an empty reply.
-pub const PING: &[u8] = b"{}";
-
 /// Converts owned raw JSON into the shared form.
 pub fn share(raw: Box<RawValue>) -> Raw {
     Arc::from(raw)
@@ -405,51 +353,123 @@ pub fn null() -> Raw {
     share(RawValue::from_string("null".into()).expect("null is JSON"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The encoding of one connection's frames (protocol.md §1.1). Every place
+/// that writes to a client goes through this, so a second encoding is one
+/// more variant, not a change of callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProtocolKind {
+    /// JSON objects, newline-delimited in WebSocket text frames.
+    #[default]
+    Json,
+}
 
-    #[test]
-    fn decodes_batches_and_rejects_garbage() {
-        let cmds = decode_frame(
-            b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n",
-        )
-        .unwrap();
-        assert_eq!(cmds.len(), 2);
-        assert_eq!(cmds[1].subscribe.as_ref().unwrap().channel, "a");
-        assert_eq!(decode_frame(b"").err(), Some(DecodeError));
-        assert_eq!(decode_frame(b"\n\n").err(), Some(DecodeError));
-        assert!(decode_frame(b"{\"id\":1}\nnot json").is_err());
-        assert!(decode_frame(b"[1,2]").is_err());
-        assert!(decode_frame(b"{\"id\":-1}").is_err());
+/// How many [`ProtocolKind`]s exist (sizes per-kind frame caches).
+pub const PROTOCOL_KINDS: usize = 1;
+
+/// A reply to a command, by method.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    /// `connect`.
+    Connect(&'a ConnectResult),
+    /// `subscribe`.
+    Subscribe(&'a SubscribeResult),
+    /// `unsubscribe` (empty result).
+    Unsubscribe,
+    /// `publish` (empty result).
+    Publish,
+    /// `presence`.
+    Presence(&'a PresenceResult),
+    /// `presence_stats`.
+    PresenceStats(&'a PresenceStatsResult),
+    /// `history`.
+    History(&'a HistoryResult),
+    /// `refresh`.
+    Refresh(&'a RefreshResult),
+    /// `sub_refresh`.
+    SubRefresh(&'a RefreshResult),
+    /// An error instead of a result.
+    Error(&'a crate::codes::ClientError),
+}
+
+/// An asynchronous push, by kind.
+#[derive(Debug)]
+pub enum Push<'a> {
+    /// A publication in a channel.
+    Pub(&'a Publication),
+    /// Someone joined a channel.
+    Join(&'a ClientInfo),
+    /// Someone left a channel.
+    Leave(&'a ClientInfo),
+    /// The server ended a subscription.
+    Unsubscribe(CodeReason<'a>),
+    /// The server made a subscription.
+    Subscribe(&'a SubscribeResult),
+    /// The server refreshed the connection.
+    Refresh(&'a RefreshResult),
+}
+
+impl ProtocolKind {
+    /// Index into per-kind caches.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
-    #[test]
-    fn publication_push_keeps_data_raw() {
-        let data = share(RawValue::from_string("{\"text\":\"hi\"}".into()).unwrap());
-        let p = Publication {
-            data,
-            info: None,
-            offset: 1,
-            tags: None,
-        };
-        let b = encode_push("chat:a", "pub", &p);
-        assert_eq!(
-            &b[..],
-            br#"{"push":{"channel":"chat:a","pub":{"data":{"text":"hi"},"offset":1}}}"#
-        );
+    /// The name used in proxy requests and the `connections` API.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Json => "json",
+        }
     }
 
-    #[test]
-    fn empty_results_are_empty_objects() {
-        assert_eq!(
-            &encode_reply(2, "subscribe", &SubscribeResult::default())[..],
-            br#"{"id":2,"subscribe":{}}"#
-        );
-        let h = HistoryResult::default();
-        assert_eq!(
-            &encode_reply(7, "history", &h)[..],
-            br#"{"id":7,"history":{"publications":[],"epoch":"","offset":0}}"#
-        );
+    /// Splits one inbound frame into commands; any error is a 3501 disconnect.
+    pub fn decode_frame(self, frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
+        match self {
+            ProtocolKind::Json => json::decode_frame(frame),
+        }
+    }
+
+    /// Encodes a reply to command `id`.
+    pub fn reply(self, id: u32, r: Reply<'_>) -> Bytes {
+        match self {
+            ProtocolKind::Json => json::reply(id, r),
+        }
+    }
+
+    /// Encodes a push about `channel` (empty for connection-level pushes).
+    pub fn push(self, channel: &str, p: Push<'_>) -> Bytes {
+        match self {
+            ProtocolKind::Json => json::push(channel, p),
+        }
+    }
+
+    /// The server ping.
+    pub fn ping(self) -> Bytes {
+        match self {
+            ProtocolKind::Json => Bytes::from_static(json::PING),
+        }
+    }
+}
+
+/// One push encoded at most once per [`ProtocolKind`], on first demand:
+/// fan-out asks for the frame of each subscriber's kind, so a publication
+/// costs one encoding per kind present, never one per subscriber.
+pub struct PushFrames<F: Fn(ProtocolKind) -> Bytes> {
+    frames: [std::cell::OnceCell<Bytes>; PROTOCOL_KINDS],
+    make: F,
+}
+
+impl<F: Fn(ProtocolKind) -> Bytes> PushFrames<F> {
+    /// Frames made by `make`, none encoded yet.
+    pub fn new(make: F) -> Self {
+        PushFrames {
+            frames: Default::default(),
+            make,
+        }
+    }
+
+    /// The frame for `kind`, encoded now if this is the first ask.
+    #[inline]
+    pub fn get(&self, kind: ProtocolKind) -> &Bytes {
+        self.frames[kind.index()].get_or_init(|| (self.make)(kind))
     }
 }

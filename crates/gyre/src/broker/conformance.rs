@@ -1,0 +1,133 @@
+//! What every broker backend must do, as one async function run against
+//! each variant (architecture.md §2.4 h): offsets and epochs, history
+//! windows, recovery positions, reverse and limits, TTLs, removal, and
+//! delivery in offset order. Redis runs the same function once it exists.
+
+use super::{Broker, HistoryError, HistoryOpts};
+use crate::protocol::{Publication, StreamPosition, share};
+use std::time::Duration;
+
+fn publication(n: u32) -> Publication {
+    Publication {
+        data: share(serde_json::value::to_raw_value(&n).unwrap()),
+        info: None,
+        offset: 0,
+        tags: None,
+    }
+}
+
+fn opts(size: usize, ttl: Duration) -> Option<HistoryOpts> {
+    Some(HistoryOpts {
+        size,
+        ttl,
+        meta_ttl: Duration::ZERO,
+    })
+}
+
+/// Runs the broker contract against `b`; channels are prefixed with
+/// `prefix` so runs against a shared backend do not meet.
+pub(crate) async fn run(b: &Broker, prefix: &str) {
+    let ch = format!("{prefix}:a");
+    let ttl = Duration::from_secs(60);
+    // Offsets grow from 1 in one epoch; delivery sees the assigned offset.
+    let mut delivered = Vec::new();
+    let mut epoch = String::new();
+    for n in 1..=5u32 {
+        let top = b
+            .publish(&ch, publication(n), opts(3, ttl), |p| {
+                delivered.push(p.offset)
+            })
+            .await
+            .unwrap()
+            .expect("history kept");
+        assert_eq!(top.offset, n as u64);
+        if n == 1 {
+            epoch = top.epoch.clone();
+            assert!(!epoch.is_empty());
+        }
+        assert_eq!(top.epoch, epoch, "one epoch per stream");
+    }
+    assert_eq!(delivered, [1, 2, 3, 4, 5], "delivered in offset order");
+    assert_eq!(b.top(&ch).await.unwrap().offset, 5);
+
+    // The window keeps the newest `size`.
+    let (pubs, top) = b.history(&ch, None, None, false).await.unwrap();
+    assert_eq!(top.offset, 5);
+    let offsets: Vec<u64> = pubs.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, [3, 4, 5]);
+    assert_eq!(pubs[0].data.get(), "3", "payload kept byte for byte");
+    let (rev, _) = b.history(&ch, None, Some(2), true).await.unwrap();
+    assert_eq!(rev.iter().map(|p| p.offset).collect::<Vec<_>>(), [5, 4]);
+    let (none, top) = b.history(&ch, None, Some(0), false).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(top.offset, 5, "limit 0 still reports the top");
+
+    // Recovery positions.
+    let since = |offset, epoch: &str| StreamPosition {
+        offset,
+        epoch: epoch.to_string(),
+    };
+    let (after, _) = b
+        .history(&ch, Some(&since(3, &epoch)), None, false)
+        .await
+        .unwrap();
+    assert_eq!(after.iter().map(|p| p.offset).collect::<Vec<_>>(), [4, 5]);
+    let (all_kept, _) = b
+        .history(&ch, Some(&since(2, &epoch)), None, false)
+        .await
+        .unwrap();
+    assert_eq!(all_kept.len(), 3, "from the oldest kept: still recoverable");
+    for bad in [since(1, &epoch), since(4, "other-epoch"), since(9, &epoch)] {
+        assert_eq!(
+            b.history(&ch, Some(&bad), None, false).await.unwrap_err(),
+            HistoryError::Unrecoverable,
+            "{bad:?}"
+        );
+    }
+
+    // Without history: delivered, nothing kept.
+    let other = format!("{prefix}:b");
+    let mut got = 0;
+    let top = b
+        .publish(&other, publication(1), None, |_| got += 1)
+        .await
+        .unwrap();
+    assert_eq!((top, got), (None, 1));
+    assert!(
+        b.history(&other, None, None, false)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // Removal keeps the position.
+    b.remove_history(&ch).await.unwrap();
+    let (pubs, top) = b.history(&ch, None, None, false).await.unwrap();
+    assert!(pubs.is_empty());
+    assert_eq!((top.offset, top.epoch), (5, epoch.clone()));
+
+    // Publications expire after their TTL.
+    let short = format!("{prefix}:ttl");
+    b.publish(
+        &short,
+        publication(1),
+        opts(10, Duration::from_millis(50)),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        b.history(&short, None, None, false)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn memory_broker_conforms() {
+    run(&Broker::Memory(super::MemoryBroker::new()), "conformance").await;
+}
