@@ -165,13 +165,11 @@ impl Disconnect {
 }
 
 /// Unsubscribe push codes (protocol.md §2.2).
-pub mod unsub {
+pub(crate) mod unsub {
     /// Terminal: server unsubscribed the client.
-    pub const SERVER: (u32, &str) = (2000, "server unsubscribe");
-    /// Resubscribe: the server lost the subscription's state.
-    pub const INSUFFICIENT_STATE: (u32, &str) = (2500, "insufficient state");
+    pub(crate) const SERVER: (u32, &str) = (2000, "server unsubscribe");
     /// Resubscribe with a new subscription token.
-    pub const EXPIRED: (u32, &str) = (2501, "subscription expired");
+    pub(crate) const EXPIRED: (u32, &str) = (2501, "subscription expired");
     /// Resubscribe after dropping the cached token (revoked subscription token).
-    pub const STATE_INVALIDATED: (u32, &str) = (2502, "state invalidated");
+    pub(crate) const STATE_INVALIDATED: (u32, &str) = (2502, "state invalidated");
 }

@@ -6,19 +6,24 @@
 //! (history), `presence`, `protect` (blocked users, revoked tokens), `auth`
 //! (JWT), `proxy` (connect/refresh proxy), `api` (server API), `config`,
 //! `cli`, `app` (wiring and shutdown).
+//!
+//! The public surface is what the binary, the integration tests, the
+//! benches and the examples use; everything else is `pub(crate)`.
+
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod broker;
+pub(crate) mod broker;
 pub mod cli;
 pub mod client;
-pub mod codes;
+pub(crate) mod codes;
 pub mod config;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod node;
-pub mod presence;
+pub(crate) mod presence;
 pub mod protect;
 pub mod protocol;
-pub mod proxy;
-pub mod transport;
+pub(crate) mod proxy;
+pub(crate) mod transport;

@@ -96,7 +96,7 @@ impl Metrics {
 }
 
 /// Renders the text exposition format.
-pub fn render(node: &Node) -> String {
+pub(crate) fn render(node: &Node) -> String {
     let m = node.metrics();
     let (blocks, revoked, invalidations) = node.protect_sizes();
     let (clients, users, channels, subs) = node.local_counts();

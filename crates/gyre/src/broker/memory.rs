@@ -36,7 +36,7 @@ impl Stream {
 }
 
 /// The in-memory history store.
-pub struct MemoryBroker {
+pub(crate) struct MemoryBroker {
     hasher: foldhash::fast::RandomState,
     shards: Vec<Mutex<HashMap<String, Stream>>>,
 }
@@ -54,7 +54,7 @@ fn new_epoch() -> String {
 
 impl MemoryBroker {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         MemoryBroker {
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -70,7 +70,7 @@ impl MemoryBroker {
     /// publications to one channel therefore reach subscribers in offset
     /// order (a client tracking offsets never sees 3 before 2). Returns the
     /// new top.
-    pub fn add(
+    pub(crate) fn add(
         &self,
         channel: &str,
         mut p: Publication,
@@ -100,7 +100,7 @@ impl MemoryBroker {
     }
 
     /// The current top of a channel's stream (creating the stream, as Centrifugo does).
-    pub fn top(&self, channel: &str) -> StreamTop {
+    pub(crate) fn top(&self, channel: &str) -> StreamTop {
         let mut shard = self.shard(channel).lock();
         let s = shard.entry(channel.to_string()).or_insert_with(Stream::new);
         StreamTop {
@@ -110,7 +110,7 @@ impl MemoryBroker {
     }
 
     /// Publications after `since` (or all kept), at most `limit` (`None` = all).
-    pub fn history(
+    pub(crate) fn history(
         &self,
         channel: &str,
         since: Option<&StreamPosition>,
@@ -159,14 +159,14 @@ impl MemoryBroker {
     }
 
     /// Drops a channel's publications (the epoch and offset are kept).
-    pub fn remove_history(&self, channel: &str) {
+    pub(crate) fn remove_history(&self, channel: &str) {
         if let Some(s) = self.shard(channel).lock().get_mut(channel) {
             s.items.clear();
         }
     }
 
     /// Drops expired publications and streams whose meta TTL passed.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let now = Instant::now();
         for shard in &self.shards {
             let mut m = shard.lock();

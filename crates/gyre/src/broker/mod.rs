@@ -4,13 +4,13 @@
 //! raw operations only, and the node decides what to call (architecture.md
 //! §2.4 a). Only the in-memory backend exists so far.
 
-pub mod memory;
+pub(crate) mod memory;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
-pub use crate::node::error::BrokerError;
-pub use memory::MemoryBroker;
+pub(crate) use crate::node::error::BrokerError;
+pub(crate) use memory::MemoryBroker;
 
 use crate::protocol::{Publication, StreamPosition};
 use std::time::Duration;
@@ -46,7 +46,7 @@ impl From<HistoryError> for crate::node::error::NodeError {
 
 /// How a channel keeps history (from its namespace options).
 #[derive(Debug, Clone, Copy)]
-pub struct HistoryOpts {
+pub(crate) struct HistoryOpts {
     /// Publications kept (`history_size`).
     pub size: usize,
     /// How long each is kept (`history_ttl`).
@@ -57,7 +57,7 @@ pub struct HistoryOpts {
 }
 
 /// The broker backends.
-pub enum Broker {
+pub(crate) enum Broker {
     /// One process's memory (Centrifugo's memory engine).
     Memory(MemoryBroker),
 }
@@ -69,7 +69,7 @@ impl Broker {
     /// `deliver` with the offset assigned, before the channel's stream is
     /// unlocked, so concurrent publications reach subscribers in offset
     /// order. Returns the stream top when history is kept.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         channel: &str,
         p: Publication,
@@ -89,7 +89,7 @@ impl Broker {
 
     /// The current top of a channel's stream (creating the stream, as
     /// Centrifugo does).
-    pub async fn top(&self, channel: &str) -> Result<StreamTop, BrokerError> {
+    pub(crate) async fn top(&self, channel: &str) -> Result<StreamTop, BrokerError> {
         match self {
             Broker::Memory(m) => Ok(m.top(channel)),
         }
@@ -97,7 +97,7 @@ impl Broker {
 
     /// Publications after `since` (or all kept), at most `limit` (`None` =
     /// all), newest first when `reverse`.
-    pub async fn history(
+    pub(crate) async fn history(
         &self,
         channel: &str,
         since: Option<&StreamPosition>,
@@ -110,7 +110,7 @@ impl Broker {
     }
 
     /// Drops a channel's publications (the epoch and offset are kept).
-    pub async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+    pub(crate) async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
         match self {
             Broker::Memory(m) => {
                 m.remove_history(channel);
@@ -121,7 +121,7 @@ impl Broker {
 
     /// Periodic upkeep: the memory backend drops expired publications and
     /// streams (a store with its own expiry needs none).
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         match self {
             Broker::Memory(m) => m.sweep(),
         }

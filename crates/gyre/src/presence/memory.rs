@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 const SHARDS: usize = 64;
 
 /// Presence store.
-pub struct MemoryPresence {
+pub(crate) struct MemoryPresence {
     hasher: foldhash::fast::RandomState,
     shards: Vec<Mutex<HashMap<String, HashMap<String, ClientInfo>>>>,
 }
@@ -22,7 +22,7 @@ impl Default for MemoryPresence {
 
 impl MemoryPresence {
     /// Empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         MemoryPresence {
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -34,7 +34,7 @@ impl MemoryPresence {
     }
 
     /// Adds or updates a client's presence in a channel.
-    pub fn add(&self, channel: &str, info: ClientInfo) {
+    pub(crate) fn add(&self, channel: &str, info: ClientInfo) {
         self.shard(channel)
             .lock()
             .entry(channel.to_string())
@@ -43,7 +43,7 @@ impl MemoryPresence {
     }
 
     /// Removes a client's presence.
-    pub fn remove(&self, channel: &str, client: &str) {
+    pub(crate) fn remove(&self, channel: &str, client: &str) {
         let mut s = self.shard(channel).lock();
         if let Some(m) = s.get_mut(channel) {
             m.remove(client);
@@ -54,7 +54,7 @@ impl MemoryPresence {
     }
 
     /// Everyone present.
-    pub fn presence(&self, channel: &str) -> BTreeMap<String, ClientInfo> {
+    pub(crate) fn presence(&self, channel: &str) -> BTreeMap<String, ClientInfo> {
         self.shard(channel)
             .lock()
             .get(channel)
@@ -63,7 +63,7 @@ impl MemoryPresence {
     }
 
     /// Counts of clients and distinct users.
-    pub fn stats(&self, channel: &str) -> (u32, u32) {
+    pub(crate) fn stats(&self, channel: &str) -> (u32, u32) {
         let s = self.shard(channel).lock();
         match s.get(channel) {
             Some(m) => {

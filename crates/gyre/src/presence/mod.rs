@@ -2,26 +2,26 @@
 //! variants of [`Presence`] (architecture.md §2.4 a); only the in-memory
 //! one exists so far.
 
-pub mod memory;
+pub(crate) mod memory;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
-pub use crate::node::error::PresenceError;
-pub use memory::MemoryPresence;
+pub(crate) use crate::node::error::PresenceError;
+pub(crate) use memory::MemoryPresence;
 
 use crate::protocol::ClientInfo;
 use std::collections::BTreeMap;
 
 /// The presence backends.
-pub enum Presence {
+pub(crate) enum Presence {
     /// One process's memory: entries live exactly as long as the subscription.
     Memory(MemoryPresence),
 }
 
 impl Presence {
     /// Adds or updates a client's presence in a channel.
-    pub async fn add(&self, channel: &str, info: ClientInfo) -> Result<(), PresenceError> {
+    pub(crate) async fn add(&self, channel: &str, info: ClientInfo) -> Result<(), PresenceError> {
         match self {
             Presence::Memory(m) => {
                 m.add(channel, info);
@@ -33,14 +33,14 @@ impl Presence {
     /// Removes a client's presence. Never waits: it runs when a
     /// subscription or connection ends, which must not stall on a backend
     /// (a backend with I/O queues it, and its entries expire anyway).
-    pub fn remove(&self, channel: &str, client: &str) {
+    pub(crate) fn remove(&self, channel: &str, client: &str) {
         match self {
             Presence::Memory(m) => m.remove(channel, client),
         }
     }
 
     /// Everyone present, by client id.
-    pub async fn presence(
+    pub(crate) async fn presence(
         &self,
         channel: &str,
     ) -> Result<BTreeMap<String, ClientInfo>, PresenceError> {
@@ -50,7 +50,7 @@ impl Presence {
     }
 
     /// Counts of clients and distinct users.
-    pub async fn stats(&self, channel: &str) -> Result<(u32, u32), PresenceError> {
+    pub(crate) async fn stats(&self, channel: &str) -> Result<(u32, u32), PresenceError> {
         match self {
             Presence::Memory(m) => Ok(m.stats(channel)),
         }

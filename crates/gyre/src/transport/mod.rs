@@ -9,7 +9,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod http;
-pub mod ws;
+pub(crate) mod ws;
 
 use crate::codes::Disconnect;
 use bytes::Bytes;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 const MAX_BATCH: usize = 64;
 
 /// Upgrade handler.
-pub async fn handler(
+pub(crate) async fn handler(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -63,7 +63,7 @@ pub async fn handler(
 
 /// Centrifugo's rule: with no allowed origins, only requests without an
 /// `Origin` header pass; `*` allows all; otherwise glob patterns.
-pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
     let Some(origin) = origin else { return true };
     allowed
         .iter()
@@ -71,7 +71,7 @@ pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
 }
 
 /// Minimal glob: `*` matches any run of characters.
-pub fn glob_match(pat: &str, s: &str) -> bool {
+pub(crate) fn glob_match(pat: &str, s: &str) -> bool {
     let parts: Vec<&str> = pat.split('*').collect();
     if parts.len() == 1 {
         return pat == s;
