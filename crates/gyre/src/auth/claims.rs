@@ -66,7 +66,7 @@ pub struct ConnectClaims {
     /// Not before.
     pub nbf: Option<i64>,
     /// Issued at (used by `invalidate_user_tokens`).
-    pub iat: Option<i64>,
+    pub iat: Option<f64>,
     /// Token id (used by `revoke_token`).
     pub jti: Option<String>,
     /// Audience.
@@ -104,7 +104,7 @@ pub struct SubscribeClaims {
     /// Not before.
     pub nbf: Option<i64>,
     /// Issued at.
-    pub iat: Option<i64>,
+    pub iat: Option<f64>,
     /// Token id.
     pub jti: Option<String>,
     /// Audience.

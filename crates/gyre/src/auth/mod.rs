@@ -226,6 +226,19 @@ fn map_err(e: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
+/// A token's `iat` as Gyre keeps it: 0 when absent; fractional seconds are
+/// floored (JWT NumericDate may be fractional, RFC 7519 §2); a present
+/// `iat` of 0 or less becomes 1, so it counts as issued before any
+/// `invalidate_user_tokens` cut-off rather than as "no iat" (which no
+/// invalidation touches): fail closed.
+pub fn issued_at(iat: Option<f64>) -> i64 {
+    match iat {
+        None => 0,
+        Some(v) if v.is_nan() || v < 1.0 => 1,
+        Some(v) => v.floor().min(i64::MAX as f64) as i64,
+    }
+}
+
 /// Current Unix time in seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -336,7 +349,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (c.sub.as_str(), c.jti.as_deref(), c.iat),
-            ("42", Some("t1"), Some(5))
+            ("42", Some("t1"), Some(5.0))
         );
         assert_eq!(
             v.verify_connect(&hs(json!({"sub": "42", "exp": now() - 10}), "secret"))

@@ -85,7 +85,7 @@ impl Session {
             self.check_connect_user(&user, now)?;
             self.conn_token = TokenId {
                 uid: claims.jti.unwrap_or_default(),
-                issued_at: claims.iat.unwrap_or(0),
+                issued_at: crate::auth::issued_at(claims.iat),
             };
             match self.node.check_token(&user, &self.conn_token, now) {
                 TokenVerdict::Valid => {}
@@ -256,21 +256,17 @@ impl Session {
         if !node.register(&handle) {
             return Err(Disconnect::connection_limit().into());
         }
-        node.index_token(&self.conn_token.uid, &handle);
-        // Check again now that the connection is findable: a block or
-        // revocation that landed between the first check and registration
-        // scanned the hub before we were in it, so only this check sees it.
-        let now = crate::auth::now();
-        let blocked = node.is_blocked(&user, now);
-        let revoked = node.check_token(&user, &self.conn_token, now) != TokenVerdict::Valid;
-        if blocked || revoked {
+        // Check again now that the connection is findable: a block that
+        // landed between the first check and registration scanned the hub
+        // before we were in it, so only this check sees it (and the same
+        // for the token, in `hold_token`).
+        if node.is_blocked(&user, crate::auth::now()) {
             node.unregister(&handle);
-            node.unindex_token(&self.conn_token.uid, &handle);
-            return Err(if blocked {
-                node.protect_codes().block.clone().into()
-            } else {
-                self.revoked_token_error()
-            });
+            return Err(node.protect_codes().block.clone().into());
+        }
+        if let Err(e) = self.hold_token(&handle, &TokenId::default(), &self.conn_token) {
+            node.unregister(&handle);
+            return Err(e);
         }
         self.handle = Some(handle);
         self.phase = Phase::Connected;
@@ -296,7 +292,7 @@ impl Session {
             }
         }
         let (expires, ttl) = if exp > 0 && !self.proxy_refresh {
-            (true, (exp - crate::auth::now()).max(0) as u32)
+            (true, super::ttl_until(exp))
         } else {
             (false, 0)
         };
@@ -349,7 +345,7 @@ impl Session {
         let now = crate::auth::now();
         let token = TokenId {
             uid: claims.jti.clone().unwrap_or_default(),
-            issued_at: claims.iat.unwrap_or(0),
+            issued_at: crate::auth::issued_at(claims.iat),
         };
         if self.node.check_token(&self.user, &token, now) != TokenVerdict::Valid {
             return Err(self.revoked_token_error());
@@ -359,10 +355,7 @@ impl Session {
             return Err(Disconnect::expired().into());
         }
         if let Some(h) = self.handle.clone() {
-            if self.conn_token.uid != token.uid {
-                self.node.unindex_token(&self.conn_token.uid, &h);
-                self.node.index_token(&token.uid, &h);
-            }
+            self.hold_token(&h, &self.conn_token, &token)?;
             h.state.lock().token = token.clone();
         }
         self.conn_token = token;
@@ -371,7 +364,7 @@ impl Session {
             self.set_info(Some(info));
         }
         let (expires, ttl) = if exp > 0 {
-            (true, (exp - now).max(0) as u32)
+            (true, super::ttl_until(exp))
         } else {
             (false, 0)
         };

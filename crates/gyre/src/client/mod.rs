@@ -111,18 +111,26 @@ pub struct Session {
 
 /// The monotonic instant of a Unix time in seconds, with millisecond
 /// precision so that a deadline never fires a little before the second it
-/// names (which would postpone it forever).
+/// names (which would postpone it forever). Any Unix time works: one
+/// beyond a century ahead is a century ahead (no overflow, whatever an API
+/// caller sends).
 pub(crate) fn unix_to_instant(unix: i64) -> Instant {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let diff = unix * 1000 - now_ms;
+    const CENTURY_MS: i64 = 100 * 365 * 86_400 * 1000;
+    let now_ms = crate::protect::change::now_ms();
+    let diff = unix.saturating_mul(1000).saturating_sub(now_ms);
+    let now = Instant::now();
     if diff <= 0 {
-        Instant::now()
+        now
     } else {
-        Instant::now() + Duration::from_millis(diff as u64)
+        now + Duration::from_millis(diff.min(CENTURY_MS) as u64)
     }
+}
+
+/// Seconds from now until `unix`, as the protocol's `ttl` (never negative,
+/// never wrapping).
+pub(crate) fn ttl_until(unix: i64) -> u32 {
+    unix.saturating_sub(crate::auth::now())
+        .clamp(0, u32::MAX as i64) as u32
 }
 
 impl Session {
@@ -314,7 +322,7 @@ impl Session {
                     self.set_info(Some(i));
                 }
                 if expire_at > 0 {
-                    let ttl = (expire_at - crate::auth::now()).max(0) as u32;
+                    let ttl = ttl_until(expire_at);
                     out.push(self.proto.push(
                         "",
                         Push::Refresh(&protocol::RefreshResult { expires: true, ttl }),
@@ -353,6 +361,34 @@ impl Session {
                 &ch,
                 Push::Unsubscribe(protocol::CodeReason { code, reason }),
             ));
+        }
+        Ok(())
+    }
+
+    /// Makes `h` hold `new` instead of `old` in the node's token index, then
+    /// checks `new` again. The one mechanism of connect, refresh, subscribe
+    /// and sub_refresh: a revocation that lands between the first check and
+    /// indexing scanned the index before the token was in it, so only this
+    /// second check sees it; one that lands after indexing reaches the
+    /// connection as a re-check. On failure the index is as it was.
+    pub(crate) fn hold_token(
+        &self,
+        h: &Arc<ClientHandle>,
+        old: &TokenId,
+        new: &TokenId,
+    ) -> Result<(), CmdError> {
+        let swap = old.uid != new.uid;
+        if swap {
+            self.node.index_token(&new.uid, h);
+        }
+        if self.check_token(new, crate::auth::now()) != TokenVerdict::Valid {
+            if swap {
+                self.node.unindex_token(&new.uid, h);
+            }
+            return Err(self.revoked_token_error());
+        }
+        if swap {
+            self.node.unindex_token(&old.uid, h);
         }
         Ok(())
     }

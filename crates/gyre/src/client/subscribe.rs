@@ -86,7 +86,7 @@ impl Session {
             }
             token = TokenId {
                 uid: claims.jti.unwrap_or_default(),
-                issued_at: claims.iat.unwrap_or(0),
+                issued_at: crate::auth::issued_at(claims.iat),
             };
             if self.check_token(&token, now) != TokenVerdict::Valid {
                 return Err(self.revoked_token_error());
@@ -144,15 +144,7 @@ impl Session {
                 epoch: req.epoch.clone(),
             }),
         };
-        let token = plan.token.clone();
         let res = self.add_sub(plan).await?;
-        // Same double check as at connect: a revocation racing this subscribe
-        // either sees our token in the hub index or we see it here.
-        if !token.is_empty() && self.check_token(&token, crate::auth::now()) != TokenVerdict::Valid
-        {
-            self.remove_sub(&req.channel);
-            return Err(self.revoked_token_error());
-        }
         Ok(self.proto.reply(id, Reply::Subscribe(&res)))
     }
 
@@ -214,6 +206,9 @@ impl Session {
             .handle
             .clone()
             .ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
+        // Index the subscription token first and check it again (the race
+        // with a revocation, see `hold_token`); nothing else is done yet.
+        self.hold_token(&handle, &TokenId::default(), &p.token)?;
         // Join the hub before reading the stream position, so no publication
         // falls between the position and the first live push.
         node.add_subscriber(
@@ -224,17 +219,9 @@ impl Session {
                 proto: self.proto,
             },
         );
-        let res = match Box::pin(self.position_and_presence(&p)).await {
-            Ok(res) => res,
-            Err(e) => {
-                node.remove_subscriber(&p.channel, &self.id);
-                return Err(CmdError::Error(e.into()));
-            }
-        };
-        if p.opts.join_leave {
-            node.join_leave(&p.channel, true, &self.client_info(p.chan_info.clone()));
-        }
-        node.index_token(&p.token.uid, &handle);
+        // Recorded before anything is awaited: if the connection closes
+        // while a backend answers, `close` finds the subscription and undoes
+        // every part of it. Join/leave is switched on once the join is sent.
         {
             let mut st = handle.state.lock();
             st.channels.insert(p.channel.clone(), p.source);
@@ -243,16 +230,29 @@ impl Session {
             }
         }
         self.subs.insert(
-            p.channel,
+            p.channel.clone(),
             SubState {
                 presence: p.opts.presence,
-                join_leave: p.opts.join_leave,
+                join_leave: false,
                 expire_at: p.expire_at,
                 deadline: (p.expire_at > 0).then(|| super::unix_to_instant(p.expire_at)),
-                token: p.token,
-                chan_info: p.chan_info,
+                token: p.token.clone(),
+                chan_info: p.chan_info.clone(),
             },
         );
+        let res = match Box::pin(self.position_and_presence(&p)).await {
+            Ok(res) => res,
+            Err(e) => {
+                self.remove_sub(&p.channel);
+                return Err(CmdError::Error(e.into()));
+            }
+        };
+        if p.opts.join_leave {
+            node.join_leave(&p.channel, true, &self.client_info(p.chan_info.clone()));
+            if let Some(s) = self.subs.get_mut(&p.channel) {
+                s.join_leave = true;
+            }
+        }
         Ok(res)
     }
 
@@ -269,7 +269,7 @@ impl Session {
         };
         if p.expire_at > 0 {
             res.expires = true;
-            res.ttl = (p.expire_at - crate::auth::now()).max(0) as u32;
+            res.ttl = super::ttl_until(p.expire_at);
         }
         if p.recoverable || p.positioned {
             res.recoverable = p.recoverable;
@@ -352,7 +352,7 @@ impl Session {
         let now = crate::auth::now();
         let token = TokenId {
             uid: claims.jti.unwrap_or_default(),
-            issued_at: claims.iat.unwrap_or(0),
+            issued_at: crate::auth::issued_at(claims.iat),
         };
         if self.check_token(&token, now) != TokenVerdict::Valid {
             return Err(self.revoked_token_error());
@@ -362,14 +362,16 @@ impl Session {
             return Err(ClientError::TOKEN_EXPIRED.into());
         }
         let handle = self.handle.clone();
+        let Some(old) = self.subs.get(&req.channel).map(|s| s.token.clone()) else {
+            return Err(ClientError::PERMISSION_DENIED.into());
+        };
+        if let Some(h) = &handle {
+            self.hold_token(h, &old, &token)?;
+        }
         let Some(sub) = self.subs.get_mut(&req.channel) else {
             return Err(ClientError::PERMISSION_DENIED.into());
         };
         if let Some(h) = &handle {
-            if sub.token.uid != token.uid {
-                self.node.unindex_token(&sub.token.uid, h);
-                self.node.index_token(&token.uid, h);
-            }
             h.state
                 .lock()
                 .sub_tokens
@@ -379,7 +381,7 @@ impl Session {
         sub.expire_at = expire_at;
         sub.deadline = (expire_at > 0).then(|| super::unix_to_instant(expire_at));
         let (expires, ttl) = if expire_at > 0 {
-            (true, (expire_at - now) as u32)
+            (true, super::ttl_until(expire_at))
         } else {
             (false, 0)
         };

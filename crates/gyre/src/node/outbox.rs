@@ -83,6 +83,9 @@ pub struct Outbox {
     /// The connection task's waker: cheaper than a `Notify`, whose waiter
     /// list is locked on every wait (measured in the fan-out profile).
     waker: AtomicWaker,
+    /// Woken when a disconnect is requested, for a task busy in a slow
+    /// step (JWKS, proxy) that must give up.
+    closed_waker: AtomicWaker,
 }
 
 impl Outbox {
@@ -96,6 +99,7 @@ impl Outbox {
             disconnect: Mutex::new(None),
             signalled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            closed_waker: AtomicWaker::new(),
         }
     }
 
@@ -130,6 +134,24 @@ impl Outbox {
         }
         *self.disconnect.lock() = Some((d, tokio::time::Instant::now()));
         self.signal();
+        self.closed_waker.wake();
+    }
+
+    /// Resolves once a disconnect was requested (without consuming it or
+    /// the queue's signal).
+    pub async fn closed(&self) {
+        std::future::poll_fn(|cx| {
+            if self.is_closed() {
+                return Poll::Ready(());
+            }
+            self.closed_waker.register(cx.waker());
+            if self.is_closed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// The pending disconnect, if any, with the moment it was requested.

@@ -67,12 +67,16 @@ pub(crate) async fn run<T: Transport>(node: Arc<Node>, mut transport: T, mut ses
                 }
             }
             inbound = transport.recv() => match inbound {
-                Inbound::Frame(f) => session.handle_frame(&f, &mut out).await,
+                Inbound::Frame(f) => {
+                    until_closed(session.handle_frame(&f, &mut out), &shutdown, handle.as_deref()).await
+                }
                 Inbound::Nothing => Ok(()),
                 Inbound::Closed => break Close::Drop,
                 Inbound::Refuse(d) => break Close::Frame(d),
             },
-            _ = &mut sleep => session.on_timer(&mut out).await,
+            _ = &mut sleep => {
+                until_closed(session.on_timer(&mut out), &shutdown, handle.as_deref()).await
+            }
         };
         if transport.send(&mut out).await.is_err() {
             break Close::Drop;
@@ -108,4 +112,21 @@ pub(crate) async fn run<T: Transport>(node: Arc<Node>, mut transport: T, mut ses
     }
     session.close();
     drop(transport);
+}
+
+/// Runs one session step, but gives it up when the connection must close
+/// (shutdown, or a disconnect requested by a block or the API): a slow JWKS
+/// fetch or proxy call must not keep a closed connection working on its
+/// commands. A requested disconnect is then taken by the loop as usual.
+async fn until_closed(
+    step: impl Future<Output = Result<(), Close>>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    handle: Option<&ClientHandle>,
+) -> Result<(), Close> {
+    tokio::select! {
+        biased;
+        r = step => r,
+        _ = shutdown.cancelled() => Err(Close::Frame(Disconnect::shutdown())),
+        _ = async { match handle { Some(h) => h.outbox.closed().await, None => std::future::pending().await } } => Ok(()),
+    }
 }

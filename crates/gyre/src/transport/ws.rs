@@ -14,6 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -111,7 +112,14 @@ impl Transport for WsTransport {
             // JSON clients send text frames; a binary frame is not a command we can read.
             Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
             Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Inbound::Nothing,
-            Some(Ok(Message::Close(_))) | None => Inbound::Closed,
+            Some(Ok(Message::Close(_))) => {
+                // RFC 6455 §5.5.1: answer a Close with a Close. The socket
+                // queued the echo when it read the frame; flushing sends it,
+                // so the SDK sees a clean 1000, not an abnormal 1006.
+                let _ = tokio::time::timeout(self.write_timeout, self.socket.flush()).await;
+                Inbound::Closed
+            }
+            None => Inbound::Closed,
             Some(Err(e)) => {
                 let text = e.to_string();
                 if text.contains("Space limit exceeded")
