@@ -4,12 +4,14 @@
 pub mod channel;
 pub mod duration;
 pub mod load;
+mod selectors;
 pub mod types;
 mod validate;
 
 pub use channel::Channels;
 pub use duration::Dur;
 pub use load::{Loaded, load, load_value};
+pub use selectors::{EngineType, ErrorMode, StorageType};
 pub use types::*;
 
 /// Why a configuration could not be used. Each variant names the file, key

@@ -4,6 +4,7 @@
 //! cannot drift apart.
 
 use super::duration::Dur;
+use super::selectors::{EngineType, ErrorMode, StorageType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -445,7 +446,7 @@ pub struct HttpApi {
     /// `http_api.disabled`: do not serve the API.
     pub disabled: bool,
     /// `http_api.error_mode`: `""` (errors in 200 bodies) or `"transport"` (HTTP statuses).
-    pub error_mode: String,
+    pub error_mode: ErrorMode,
 }
 
 impl Default for HttpApi {
@@ -456,7 +457,7 @@ impl Default for HttpApi {
             insecure: false,
             external: false,
             disabled: false,
-            error_mode: String::new(),
+            error_mode: ErrorMode::Body,
         }
     }
 }
@@ -489,7 +490,7 @@ impl Default for GrpcApi {
 pub struct Engine {
     /// `engine.type`: `memory` (only memory is supported so far).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EngineType,
     /// `engine.redis`: Redis settings (for `engine.type=redis`, not supported yet).
     pub redis: Redis,
 }
@@ -497,7 +498,7 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Self {
         Engine {
-            kind: "memory".into(),
+            kind: EngineType::Memory,
             redis: Redis::default(),
         }
     }
@@ -639,7 +640,7 @@ pub struct ProtectFeature {
     /// `enabled`: on by default, as in Centrifugo PRO; `false` turns the methods off (108).
     pub enabled: bool,
     /// `storage_type`: `""`/`memory` (only memory is supported so far).
-    pub storage_type: String,
+    pub storage_type: StorageType,
     /// `redis`: Redis storage settings (for `storage_type=redis`, not supported yet).
     pub redis: Option<serde_json::Value>,
     /// `disconnect_code`: Gyre extension: close code for affected connections
@@ -653,7 +654,7 @@ impl Default for ProtectFeature {
     fn default() -> Self {
         ProtectFeature {
             enabled: true,
-            storage_type: String::new(),
+            storage_type: StorageType::Memory,
             redis: None,
             disconnect_code: 0,
             disconnect_reason: String::new(),

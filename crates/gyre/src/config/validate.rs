@@ -2,7 +2,7 @@
 //! Centrifugo config may turn on that Gyre does not serve. Refusing to start
 //! is safer than silently ignoring a transport the operator relies on.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, EngineType, StorageType};
 
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     if !["none", "trace", "debug", "info", "warn", "error", "fatal"].contains(&c.log.level.as_str())
@@ -66,12 +66,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    if !["", "transport"].contains(&c.http_api.error_mode.as_str()) {
-        return Err(ConfigError::invalid(
-            "http_api.error_mode",
-            "use \"\" (errors in the body) or \"transport\"",
-        ));
-    }
     if !c.http_api.handler_prefix.starts_with('/') {
         return Err(ConfigError::invalid(
             "http_api.handler_prefix",
@@ -115,12 +109,12 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "permessage-deflate is not supported by Gyre; set it to false",
         ));
     }
-    if c.engine.kind != "memory" {
+    if c.engine.kind != EngineType::Memory {
         return Err(ConfigError::invalid(
             "engine.type",
             format!(
                 "{:?} is not supported by this Gyre version; use \"memory\"",
-                c.engine.kind
+                c.engine.kind.as_str()
             ),
         ));
     }
@@ -151,12 +145,12 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("token_revoke", &c.token_revoke),
         ("user_tokens_invalidate", &c.user_tokens_invalidate),
     ] {
-        if !["", "memory"].contains(&f.storage_type.as_str()) {
+        if f.storage_type != StorageType::Memory {
             return Err(ConfigError::invalid(
                 &format!("{key}.storage_type"),
                 format!(
                     "{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory",
-                    f.storage_type
+                    f.storage_type.as_str()
                 ),
             ));
         }
@@ -271,5 +265,36 @@ mod tests {
                 .contains("user_block.storage_type")
         );
         assert!(err(json!({"http_api": {"error_mode": "loud"}})).contains("http_api.error_mode"));
+    }
+
+    #[test]
+    fn refuses_backends_gyre_cannot_serve_yet() {
+        assert_eq!(
+            err(json!({"engine": {"type": "redis"}})),
+            "invalid config key `engine.type`: \"redis\" is not supported by this Gyre version; use \"memory\""
+        );
+        for f in ["user_block", "token_revoke", "user_tokens_invalidate"] {
+            for s in ["redis", "database"] {
+                assert_eq!(
+                    err(json!({f: {"storage_type": s}})),
+                    format!(
+                        "invalid config key `{f}.storage_type`: \"{s}\" storage is not supported by \
+                         this Gyre version; remove the key to keep entries in memory"
+                    )
+                );
+            }
+            for s in ["", "memory"] {
+                let c = load_value(json!({f: {"storage_type": s}}), &[], &[])
+                    .unwrap()
+                    .config;
+                let feature = match f {
+                    "user_block" => &c.user_block,
+                    "token_revoke" => &c.token_revoke,
+                    _ => &c.user_tokens_invalidate,
+                };
+                assert_eq!(feature.storage_type, crate::config::StorageType::Memory);
+            }
+        }
+        assert!(err(json!({"database": {"enabled": true}})).contains("`database.enabled`"));
     }
 }
