@@ -199,7 +199,7 @@ pub fn load_value(
 
 fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError> {
     let mut ignored = Vec::new();
-    let mut cb = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+    let mut cb = |path: serde_ignored::Path<'_>| ignored.push(ignored_key(&path));
     let de = serde_ignored::Deserializer::new(tree, &mut cb);
     let result: Result<Config, _> = serde_path_to_error::deserialize(de);
     let config = result.map_err(|e| {
@@ -209,11 +209,31 @@ fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError>
             reason: e.into_inner().to_string(),
         }
     })?;
-    for p in ignored {
-        // serde_ignored writes array indices as `?`-free numbers already; keep as is.
-        unknown.push(p);
-    }
+    unknown.extend(ignored);
     Ok(config)
+}
+
+/// The dotted key path of an ignored key, as `serde_ignored` writes it
+/// (array indices as plain segments) but without its `?` segment for an
+/// `Option` (`user_block.redis.bogus`, not `user_block.redis.?.bogus`).
+fn ignored_key(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let join = |parent: &Path<'_>, segment: &str| {
+        let parent = ignored_key(parent);
+        if parent.is_empty() {
+            segment.to_string()
+        } else {
+            format!("{parent}.{segment}")
+        }
+    };
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => join(parent, &index.to_string()),
+        Path::Map { parent, key } => join(parent, key),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_key(parent),
+    }
 }
 
 fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
@@ -533,6 +553,21 @@ mod tests {
         );
         assert!(l.unknown.contains(&"bogus".to_string()));
         assert!(l.unknown.contains(&"env CENTRIFUGO_NOPE".to_string()));
+        let l = load_value(
+            json!({"channel": {"namespaces": [{"name": "ns", "presense": true}]},
+                   "client": {"proxy": {"connect": {"http": {"status_to_code_transforms":
+                       [{"status_code": 403, "to_error": {"code": 403, "mesage": "x"}}]}}}}}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            l.unknown,
+            [
+                "channel.namespaces.0.presense",
+                "client.proxy.connect.http.status_to_code_transforms.0.to_error.mesage",
+            ]
+        );
     }
 
     #[test]
