@@ -1,6 +1,7 @@
 //! Configuration: Centrifugo v6 keys, v5 aliases, `CENTRIFUGO_*` environment
 //! variables and command-line overrides (protocol.md §6).
 
+mod backend;
 pub mod channel;
 pub mod duration;
 pub mod load;
@@ -8,6 +9,7 @@ mod selectors;
 pub mod types;
 mod validate;
 
+pub use backend::{Database, OneOrMany, Postgres, Redis, Tls};
 pub use channel::Channels;
 pub use duration::Dur;
 pub use load::{Loaded, load, load_value};

@@ -3,6 +3,7 @@
 //! `defaultconfig` subcommand prints this tree, so the docs and the code
 //! cannot drift apart.
 
+use super::backend::{Database, Redis};
 use super::duration::Dur;
 use super::selectors::{EngineType, ErrorMode, StorageType};
 use serde::{Deserialize, Serialize};
@@ -504,40 +505,6 @@ impl Default for Engine {
     }
 }
 
-/// A Redis connection section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Redis {
-    /// `address`: one address, or a list (several = shards).
-    pub address: serde_json::Value,
-    /// `prefix`: key and channel prefix (`centrifugo`).
-    pub prefix: String,
-    /// `db`: database number.
-    pub db: u32,
-    /// `user`: ACL user.
-    pub user: String,
-    /// `password`: password.
-    pub password: String,
-    /// `connect_timeout`: connect timeout.
-    pub connect_timeout: Dur,
-    /// `io_timeout`: I/O timeout.
-    pub io_timeout: Dur,
-}
-
-impl Default for Redis {
-    fn default() -> Self {
-        Redis {
-            address: serde_json::Value::String("redis://127.0.0.1:6379".into()),
-            prefix: "centrifugo".into(),
-            db: 0,
-            user: String::new(),
-            password: String::new(),
-            connect_timeout: Dur::secs(1),
-            io_timeout: Dur::secs(4),
-        }
-    }
-}
-
 /// A section that only has `enabled` (and possibly a `type`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -642,7 +609,7 @@ pub struct ProtectFeature {
     /// `storage_type`: `""`/`memory` (only memory is supported so far).
     pub storage_type: StorageType,
     /// `redis`: Redis storage settings (for `storage_type=redis`, not supported yet).
-    pub redis: Option<serde_json::Value>,
+    pub redis: Option<Redis>,
     /// `disconnect_code`: Gyre extension: close code for affected connections
     /// (3503 for `user_block`, 3014 for the other two).
     pub disconnect_code: u16,
@@ -660,14 +627,4 @@ impl Default for ProtectFeature {
             disconnect_reason: String::new(),
         }
     }
-}
-
-/// `database.*`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Database {
-    /// `database.enabled`.
-    pub enabled: bool,
-    /// `database.postgresql`.
-    pub postgresql: serde_json::Value,
 }
