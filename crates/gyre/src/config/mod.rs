@@ -3,6 +3,7 @@
 
 mod backend;
 pub mod channel;
+mod compat;
 pub mod duration;
 pub mod load;
 mod selectors;
