@@ -76,9 +76,10 @@ pub fn load_value(
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let defaults = serde_json::to_value(Config::default()).expect("defaults serialize");
-    if let Value::Object(obj) = &mut file_value {
-        compat::apply_v5_aliases(obj, &mut warnings);
-    }
+    let mut origins = match &mut file_value {
+        Value::Object(obj) => compat::upgrade_file(obj, &mut warnings)?,
+        _ => compat::Origins::default(),
+    };
     let mut tree = defaults.clone();
     merge(&mut tree, file_value);
     let mut unknown = Vec::new();
@@ -86,8 +87,10 @@ pub fn load_value(
     for (path, value) in flags {
         set_path(&mut tree, path, value.clone());
     }
-    let config = decode(tree, &mut unknown)?;
-    super::validate::validate(&config)?;
+    // An error about a value an older key set names that key too.
+    origins.keep_unchanged(&tree);
+    let config = decode(tree, &mut unknown).map_err(|e| origins.explain(e))?;
+    super::validate::validate(&config).map_err(|e| origins.explain(e))?;
     Ok(Loaded {
         config,
         warnings,

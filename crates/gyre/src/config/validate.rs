@@ -118,28 +118,8 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
-    for (key, on) in [
-        ("broker.enabled", c.broker.enabled),
-        ("presence_manager.enabled", c.presence_manager.enabled),
-        ("grpc_api.enabled", c.grpc_api.enabled),
-        ("uni_websocket.enabled", c.uni_websocket.enabled),
-        ("uni_http_stream.enabled", c.uni_http_stream.enabled),
-        ("uni_sse.enabled", c.uni_sse.enabled),
-        ("uni_grpc.enabled", c.uni_grpc.enabled),
-        ("sse.enabled", c.sse.enabled),
-        ("http_stream.enabled", c.http_stream.enabled),
-        ("admin.enabled", c.admin.enabled),
-        ("debug.enabled", c.debug.enabled),
-        ("swagger.enabled", c.swagger.enabled),
-        ("database.enabled", c.database.enabled),
-    ] {
-        if on {
-            return Err(ConfigError::invalid(
-                key,
-                "this feature is not supported by Gyre yet; set it to false",
-            ));
-        }
-    }
+    // Before the `database.enabled` refusal: a storage_type is what the
+    // operator asked for (and what an older PRO key becomes).
     for (key, f) in [
         ("user_block", &c.user_block),
         ("token_revoke", &c.token_revoke),
@@ -164,6 +144,28 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(
                 &format!("{key}.disconnect_reason"),
                 "must fit a close frame (at most 120 bytes)",
+            ));
+        }
+    }
+    for (key, on) in [
+        ("broker.enabled", c.broker.enabled),
+        ("presence_manager.enabled", c.presence_manager.enabled),
+        ("grpc_api.enabled", c.grpc_api.enabled),
+        ("uni_websocket.enabled", c.uni_websocket.enabled),
+        ("uni_http_stream.enabled", c.uni_http_stream.enabled),
+        ("uni_sse.enabled", c.uni_sse.enabled),
+        ("uni_grpc.enabled", c.uni_grpc.enabled),
+        ("sse.enabled", c.sse.enabled),
+        ("http_stream.enabled", c.http_stream.enabled),
+        ("admin.enabled", c.admin.enabled),
+        ("debug.enabled", c.debug.enabled),
+        ("swagger.enabled", c.swagger.enabled),
+        ("database.enabled", c.database.enabled),
+    ] {
+        if on {
+            return Err(ConfigError::invalid(
+                key,
+                "this feature is not supported by Gyre yet; set it to false",
             ));
         }
     }
