@@ -156,7 +156,7 @@ fn redact_url(addr: &str) -> String {
 #[serde(default)]
 pub struct Redis {
     /// `address`: one address or a list (several = shards). Host and port,
-    /// or the `redis://`/`rediss://`/`unix://` URL forms Centrifugo accepts.
+    /// or a `redis://`/`rediss://` URL, as Centrifugo accepts.
     pub address: OneOrMany<String>,
     /// `prefix`: key and channel prefix (`centrifugo`).
     pub prefix: String,
