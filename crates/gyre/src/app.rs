@@ -47,7 +47,7 @@ fn api_routes(node: &Arc<Node>) -> Router {
         exec: Executor::new(node.clone()),
         key: cfg.key.clone(),
         insecure: cfg.insecure,
-        transport_errors: cfg.error_mode == "transport",
+        transport_errors: cfg.error_mode == crate::config::ErrorMode::Transport,
         shutdown: node.lifecycle().shutdown().clone(),
         read_timeout: node.cfg().http_server.read_timeout.0,
     };

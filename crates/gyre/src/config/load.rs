@@ -3,7 +3,8 @@
 //! trees, then decoded once, so an error can always name the key path.
 
 use super::ConfigError;
-use super::types::{ChannelOptions, Config};
+use super::compat;
+use super::types::Config;
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -17,109 +18,6 @@ pub struct Loaded {
     /// Keys present in the file or environment that Gyre does not know.
     pub unknown: Vec<String>,
 }
-
-/// v5 flat keys and the v6 path each one moved to (protocol.md §6.3).
-const V5_ALIASES: &[(&str, &str)] = &[
-    ("port", "http_server.port"),
-    ("address", "http_server.address"),
-    ("internal_port", "http_server.internal_port"),
-    ("internal_address", "http_server.internal_address"),
-    ("api_key", "http_api.key"),
-    ("api_insecure", "http_api.insecure"),
-    ("api_handler_prefix", "http_api.handler_prefix"),
-    ("api_error_mode", "http_api.error_mode"),
-    ("allowed_origins", "client.allowed_origins"),
-    ("client_insecure", "client.insecure"),
-    ("token_hmac_secret_key", "client.token.hmac_secret_key"),
-    ("token_rsa_public_key", "client.token.rsa_public_key"),
-    ("token_ecdsa_public_key", "client.token.ecdsa_public_key"),
-    (
-        "token_jwks_public_endpoint",
-        "client.token.jwks_public_endpoint",
-    ),
-    ("token_audience", "client.token.audience"),
-    ("token_audience_regex", "client.token.audience_regex"),
-    ("token_issuer", "client.token.issuer"),
-    ("token_issuer_regex", "client.token.issuer_regex"),
-    ("token_user_id_claim", "client.token.user_id_claim"),
-    ("ping_interval", "client.ping_interval"),
-    ("pong_timeout", "client.pong_timeout"),
-    ("client_channel_limit", "client.channel_limit"),
-    (
-        "client_user_connection_limit",
-        "client.user_connection_limit",
-    ),
-    ("client_connection_limit", "client.connection_limit"),
-    ("client_queue_max_size", "client.queue_max_size"),
-    ("client_expired_close_delay", "client.expired_close_delay"),
-    (
-        "client_expired_sub_close_delay",
-        "client.expired_sub_close_delay",
-    ),
-    ("client_stale_close_delay", "client.stale_close_delay"),
-    (
-        "client_presence_update_interval",
-        "client.presence_update_interval",
-    ),
-    (
-        "client_insecure_skip_token_signature_verify",
-        "client.insecure_skip_token_signature_verify",
-    ),
-    (
-        "allow_anonymous_connect_without_token",
-        "client.allow_anonymous_connect_without_token",
-    ),
-    (
-        "disallow_anonymous_connection_tokens",
-        "client.disallow_anonymous_connection_tokens",
-    ),
-    (
-        "websocket_message_size_limit",
-        "websocket.message_size_limit",
-    ),
-    ("websocket_write_timeout", "websocket.write_timeout"),
-    ("websocket_compression", "websocket.compression"),
-    ("channel_private_prefix", "channel.private_prefix"),
-    ("channel_namespace_boundary", "channel.namespace_boundary"),
-    ("channel_user_boundary", "channel.user_boundary"),
-    ("channel_user_separator", "channel.user_separator"),
-    ("channel_max_length", "channel.max_length"),
-    ("namespaces", "channel.namespaces"),
-    ("rpc_namespaces", "rpc.namespaces"),
-    ("redis_address", "engine.redis.address"),
-    ("redis_prefix", "engine.redis.prefix"),
-    ("proxy_connect_endpoint", "client.proxy.connect.endpoint"),
-    ("proxy_connect_timeout", "client.proxy.connect.timeout"),
-    ("proxy_refresh_endpoint", "client.proxy.refresh.endpoint"),
-    ("proxy_refresh_timeout", "client.proxy.refresh.timeout"),
-    (
-        "proxy_binary_encoding",
-        "client.proxy.connect.binary_encoding",
-    ),
-    ("admin_password", "admin.password"),
-    ("admin_secret", "admin.secret"),
-    ("grpc_api_port", "grpc_api.port"),
-    ("grpc_api_key", "grpc_api.key"),
-    ("log_level", "log.level"),
-    ("log_file", "log.file"),
-    ("name", "node.name"),
-    ("shutdown_timeout", "shutdown.timeout"),
-];
-
-/// v5 top-level booleans whose v6 home is `<name>.enabled`.
-const V5_TOGGLES: &[&str] = &[
-    "admin",
-    "prometheus",
-    "health",
-    "debug",
-    "swagger",
-    "grpc_api",
-    "uni_websocket",
-    "uni_sse",
-    "uni_http_stream",
-    "sse",
-    "http_stream",
-];
 
 /// Reads and parses a config file by extension (JSON, YAML, TOML).
 pub fn read_file(path: &Path) -> Result<Value, ConfigError> {
@@ -178,9 +76,10 @@ pub fn load_value(
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let defaults = serde_json::to_value(Config::default()).expect("defaults serialize");
-    if let Value::Object(obj) = &mut file_value {
-        apply_v5_aliases(obj, &mut warnings);
-    }
+    let mut origins = match &mut file_value {
+        Value::Object(obj) => compat::upgrade_file(obj, &mut warnings)?,
+        _ => compat::Origins::default(),
+    };
     let mut tree = defaults.clone();
     merge(&mut tree, file_value);
     let mut unknown = Vec::new();
@@ -188,8 +87,10 @@ pub fn load_value(
     for (path, value) in flags {
         set_path(&mut tree, path, value.clone());
     }
-    let config = decode(tree, &mut unknown)?;
-    super::validate::validate(&config)?;
+    // An error about a value an older key set names that key too.
+    origins.keep_unchanged(&tree);
+    let config = decode(tree, &mut unknown).map_err(|e| origins.explain(e))?;
+    super::validate::validate(&config).map_err(|e| origins.explain(e))?;
     Ok(Loaded {
         config,
         warnings,
@@ -199,7 +100,7 @@ pub fn load_value(
 
 fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError> {
     let mut ignored = Vec::new();
-    let mut cb = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+    let mut cb = |path: serde_ignored::Path<'_>| ignored.push(ignored_key(&path));
     let de = serde_ignored::Deserializer::new(tree, &mut cb);
     let result: Result<Config, _> = serde_path_to_error::deserialize(de);
     let config = result.map_err(|e| {
@@ -209,86 +110,30 @@ fn decode(tree: Value, unknown: &mut Vec<String>) -> Result<Config, ConfigError>
             reason: e.into_inner().to_string(),
         }
     })?;
-    for p in ignored {
-        // serde_ignored writes array indices as `?`-free numbers already; keep as is.
-        unknown.push(p);
-    }
+    unknown.extend(ignored);
     Ok(config)
 }
 
-fn apply_v5_aliases(obj: &mut Map<String, Value>, warnings: &mut Vec<String>) {
-    let channel_option_keys: Vec<String> = match serde_json::to_value(ChannelOptions::default()) {
-        Ok(Value::Object(m)) => m.keys().cloned().collect(),
-        _ => vec![],
-    };
-    let keys: Vec<String> = obj.keys().cloned().collect();
-    for key in keys {
-        if V5_TOGGLES.contains(&key.as_str()) && obj[&key].is_boolean() {
-            let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push(format!(
-                "config key {key:?} is a Centrifugo v5 key: use \"{key}.enabled\""
-            ));
-            set_path_obj(obj, &format!("{key}.enabled"), v);
-            continue;
-        }
-        if key == "engine" && obj[&key].is_string() {
-            let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings
-                .push("config key \"engine\" is a Centrifugo v5 key: use \"engine.type\"".into());
-            set_path_obj(obj, "engine.type", v);
-            continue;
-        }
-        if key == "proxy_http_headers" {
-            // One v5 key fed both proxies.
-            let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push("config key \"proxy_http_headers\" is a Centrifugo v5 key: use \"client.proxy.connect.http_headers\" and \"client.proxy.refresh.http_headers\"".into());
-            set_if_absent(obj, "client.proxy.connect.http_headers", v.clone());
-            set_if_absent(obj, "client.proxy.refresh.http_headers", v);
-            continue;
-        }
-        let target = V5_ALIASES
-            .iter()
-            .find(|(old, _)| *old == key)
-            .map(|(_, new)| new.to_string())
-            .or_else(|| {
-                (channel_option_keys.contains(&key) && key != "name")
-                    .then(|| format!("channel.without_namespace.{key}"))
-            });
-        if let Some(target) = target {
-            let v = obj.remove(&key).unwrap_or(Value::Null);
-            warnings.push(format!(
-                "config key {key:?} is a Centrifugo v5 key: use {target:?}"
-            ));
-            if key == "proxy_connect_endpoint" || key == "proxy_refresh_endpoint" {
-                let section = if key == "proxy_connect_endpoint" {
-                    "connect"
-                } else {
-                    "refresh"
-                };
-                set_if_absent(
-                    obj,
-                    &format!("client.proxy.{section}.enabled"),
-                    Value::Bool(true),
-                );
-            }
-            // When both spellings are present, the v6 key wins.
-            set_if_absent(obj, &target, v);
-        }
-    }
-}
-
-/// Sets a dotted path unless the file already has a value there.
-fn set_if_absent(obj: &mut Map<String, Value>, path: &str, value: Value) {
-    let mut cur: Option<&Value> = None;
-    for (i, part) in path.split('.').enumerate() {
-        cur = if i == 0 {
-            obj.get(part)
+/// The dotted key path of an ignored key, as `serde_ignored` writes it
+/// (array indices as plain segments) but without its `?` segment for an
+/// `Option` (`user_block.redis.bogus`, not `user_block.redis.?.bogus`).
+fn ignored_key(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let join = |parent: &Path<'_>, segment: &str| {
+        let parent = ignored_key(parent);
+        if parent.is_empty() {
+            segment.to_string()
         } else {
-            cur.and_then(|c| c.get(part))
-        };
-    }
-    if cur.is_none() {
-        set_path_obj(obj, path, value);
+            format!("{parent}.{segment}")
+        }
+    };
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => join(parent, &index.to_string()),
+        Path::Map { parent, key } => join(parent, key),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_key(parent),
     }
 }
 
@@ -319,7 +164,7 @@ pub fn set_path(tree: &mut Value, path: &str, value: Value) {
     }
 }
 
-fn set_path_obj(obj: &mut Map<String, Value>, path: &str, value: Value) {
+pub(super) fn set_path_obj(obj: &mut Map<String, Value>, path: &str, value: Value) {
     match path.split_once('.') {
         None => {
             obj.insert(path.to_string(), value);
@@ -368,35 +213,24 @@ fn apply_env(
         .iter()
         .map(|(p, d)| (env_name(p), (p.clone(), *d)))
         .collect();
-    // v5 env names (CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_API_KEY, ...).
-    let mut v5 = std::collections::HashMap::new();
-    for (old, new) in V5_ALIASES {
-        if let Some((_, d)) = paths.iter().find(|(p, _)| p == new) {
-            v5.insert(env_name(old), (new.to_string(), *d));
-        }
-    }
+    let default_of = |path: &str| paths.iter().find(|(p, _)| p == path).map(|(_, d)| *d);
     for (name, raw) in env {
         if !name.starts_with("CENTRIFUGO_") {
             continue;
         }
-        let (path, default, deprecated) = if let Some((p, d)) = known.remove(name) {
-            (p, d, false)
-        } else if let Some((p, d)) = v5.get(name) {
-            (p.clone(), *d, true)
+        let (path, default) = if let Some((p, d)) = known.remove(name) {
+            (p, d)
+        } else if let Some((p, warning)) = compat::v5_env(name)
+            && let Some(d) = default_of(p)
+        {
+            warnings.push(warning);
+            (p.to_string(), d)
         } else {
             unknown.push(format!("env {name}"));
             continue;
         };
-        if deprecated {
-            warnings.push(format!(
-                "environment variable {name} is a Centrifugo v5 name: use {}",
-                env_name(&path)
-            ));
-        }
-        if name == "CENTRIFUGO_PROXY_CONNECT_ENDPOINT" {
-            set_path(tree, "client.proxy.connect.enabled", Value::Bool(true));
-        } else if name == "CENTRIFUGO_PROXY_REFRESH_ENDPOINT" {
-            set_path(tree, "client.proxy.refresh.enabled", Value::Bool(true));
+        if let Some(switch) = compat::env_turns_on(name) {
+            set_path(tree, switch, Value::Bool(true));
         }
         let value = env_value(raw, default).map_err(|reason| ConfigError::Env {
             name: name.clone(),
@@ -502,23 +336,6 @@ mod tests {
     }
 
     #[test]
-    fn v5_keys_are_aliases_with_a_warning_each() {
-        let l = load_value(
-            json!({"token_hmac_secret_key": "x", "api_key": "k", "presence": true, "namespaces": [{"name": "ns"}], "health": true}),
-            &env(&[("CENTRIFUGO_API_INSECURE", "true")]),
-            &[],
-        )
-        .unwrap();
-        assert_eq!(l.config.client.token.hmac_secret_key, "x");
-        assert_eq!(l.config.http_api.key, "k");
-        assert!(l.config.http_api.insecure);
-        assert!(l.config.channel.without_namespace.presence);
-        assert_eq!(l.config.channel.namespaces[0].name, "ns");
-        assert!(l.config.health.enabled);
-        assert_eq!(l.warnings.len(), 6, "{:?}", l.warnings);
-    }
-
-    #[test]
     fn unknown_keys_are_reported_by_path() {
         let l = load_value(
             json!({"client": {"tokne": {}}, "bogus": 1}),
@@ -533,6 +350,21 @@ mod tests {
         );
         assert!(l.unknown.contains(&"bogus".to_string()));
         assert!(l.unknown.contains(&"env CENTRIFUGO_NOPE".to_string()));
+        let l = load_value(
+            json!({"channel": {"namespaces": [{"name": "ns", "presense": true}]},
+                   "client": {"proxy": {"connect": {"http": {"status_to_code_transforms":
+                       [{"status_code": 403, "to_error": {"code": 403, "mesage": "x"}}]}}}}}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            l.unknown,
+            [
+                "channel.namespaces.0.presense",
+                "client.proxy.connect.http.status_to_code_transforms.0.to_error.mesage",
+            ]
+        );
     }
 
     #[test]
@@ -560,25 +392,13 @@ mod tests {
     }
 
     #[test]
-    fn v6_key_wins_over_v5_alias_and_v5_env_proxy_is_enabled() {
-        let l = load_value(
-            json!({"api_key": "old", "http_api": {"key": "new"}, "proxy_http_headers": ["Cookie"]}),
-            &[],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(l.config.http_api.key, "new");
-        assert_eq!(l.config.client.proxy.refresh.http_headers, vec!["Cookie"]);
+    fn env_bare_number_is_seconds_and_nested_sections_are_known() {
         let l = load_value(
             json!({}),
-            &env(&[
-                ("CENTRIFUGO_PROXY_CONNECT_ENDPOINT", "http://127.0.0.1:1/c"),
-                ("CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY", "7"),
-            ]),
+            &env(&[("CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY", "7")]),
             &[],
         )
         .unwrap();
-        assert!(l.config.client.proxy.connect.enabled);
         assert_eq!(
             l.config.client.stale_close_delay.0.as_secs(),
             7,

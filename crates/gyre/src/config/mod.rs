@@ -1,15 +1,20 @@
 //! Configuration: Centrifugo v6 keys, v5 aliases, `CENTRIFUGO_*` environment
 //! variables and command-line overrides (protocol.md §6).
 
+mod backend;
 pub mod channel;
+mod compat;
 pub mod duration;
 pub mod load;
+mod selectors;
 pub mod types;
 mod validate;
 
+pub use backend::{Database, OneOrMany, Postgres, Redis, Tls};
 pub use channel::Channels;
 pub use duration::Dur;
 pub use load::{Loaded, load, load_value};
+pub use selectors::{EngineType, ErrorMode, StorageType};
 pub use types::*;
 
 /// Why a configuration could not be used. Each variant names the file, key
@@ -56,5 +61,71 @@ impl ConfigError {
             key: key.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use serde_json::Value;
+
+    /// Every leaf key path of a JSON tree, with its value.
+    fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&p, child, out);
+                }
+            }
+            _ => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+
+    /// `gyre defaultconfig` prints `Config::default()`. The baseline is its
+    /// output before the selectors and backend sections were typed: every
+    /// key it has must keep its value (a default changing is a behaviour
+    /// change, never a side effect of a refactor). New keys may appear; the
+    /// typed `engine.redis` added exactly these.
+    #[test]
+    fn defaultconfig_keeps_every_baseline_value() {
+        let baseline: Value =
+            serde_json::from_str(include_str!("testdata/defaultconfig_baseline.json")).unwrap();
+        let now = serde_json::to_value(Config::default()).unwrap();
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        leaves("", &baseline, &mut old);
+        leaves("", &now, &mut new);
+        for (path, value) in &old {
+            let current = new.iter().find(|(p, _)| p == path).map(|(_, v)| v);
+            assert_eq!(current, Some(value), "default of {path} changed");
+        }
+        let added_to_redis: Vec<&str> = new
+            .iter()
+            .filter(|(p, _)| p.starts_with("engine.redis.") && !old.iter().any(|(o, _)| o == p))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(
+            added_to_redis,
+            [
+                "engine.redis.cluster_address",
+                "engine.redis.history_use_lists",
+                "engine.redis.presence_ttl",
+                "engine.redis.sentinel_address",
+                "engine.redis.sentinel_master_name",
+                "engine.redis.sentinel_password",
+                "engine.redis.sentinel_user",
+                "engine.redis.tls.cert_pem",
+                "engine.redis.tls.client_ca_pem",
+                "engine.redis.tls.enabled",
+                "engine.redis.tls.insecure_skip_verify",
+                "engine.redis.tls.key_pem",
+                "engine.redis.tls.server_ca_pem",
+                "engine.redis.tls.server_name",
+            ]
+        );
     }
 }

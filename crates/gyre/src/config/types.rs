@@ -3,7 +3,9 @@
 //! `defaultconfig` subcommand prints this tree, so the docs and the code
 //! cannot drift apart.
 
+use super::backend::{Database, Redis};
 use super::duration::Dur;
+use super::selectors::{EngineType, ErrorMode, StorageType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -445,7 +447,7 @@ pub struct HttpApi {
     /// `http_api.disabled`: do not serve the API.
     pub disabled: bool,
     /// `http_api.error_mode`: `""` (errors in 200 bodies) or `"transport"` (HTTP statuses).
-    pub error_mode: String,
+    pub error_mode: ErrorMode,
 }
 
 impl Default for HttpApi {
@@ -456,7 +458,7 @@ impl Default for HttpApi {
             insecure: false,
             external: false,
             disabled: false,
-            error_mode: String::new(),
+            error_mode: ErrorMode::Body,
         }
     }
 }
@@ -489,7 +491,7 @@ impl Default for GrpcApi {
 pub struct Engine {
     /// `engine.type`: `memory` (only memory is supported so far).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EngineType,
     /// `engine.redis`: Redis settings (for `engine.type=redis`, not supported yet).
     pub redis: Redis,
 }
@@ -497,42 +499,8 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Self {
         Engine {
-            kind: "memory".into(),
+            kind: EngineType::Memory,
             redis: Redis::default(),
-        }
-    }
-}
-
-/// A Redis connection section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Redis {
-    /// `address`: one address, or a list (several = shards).
-    pub address: serde_json::Value,
-    /// `prefix`: key and channel prefix (`centrifugo`).
-    pub prefix: String,
-    /// `db`: database number.
-    pub db: u32,
-    /// `user`: ACL user.
-    pub user: String,
-    /// `password`: password.
-    pub password: String,
-    /// `connect_timeout`: connect timeout.
-    pub connect_timeout: Dur,
-    /// `io_timeout`: I/O timeout.
-    pub io_timeout: Dur,
-}
-
-impl Default for Redis {
-    fn default() -> Self {
-        Redis {
-            address: serde_json::Value::String("redis://127.0.0.1:6379".into()),
-            prefix: "centrifugo".into(),
-            db: 0,
-            user: String::new(),
-            password: String::new(),
-            connect_timeout: Dur::secs(1),
-            io_timeout: Dur::secs(4),
         }
     }
 }
@@ -639,9 +607,9 @@ pub struct ProtectFeature {
     /// `enabled`: on by default, as in Centrifugo PRO; `false` turns the methods off (108).
     pub enabled: bool,
     /// `storage_type`: `""`/`memory` (only memory is supported so far).
-    pub storage_type: String,
+    pub storage_type: StorageType,
     /// `redis`: Redis storage settings (for `storage_type=redis`, not supported yet).
-    pub redis: Option<serde_json::Value>,
+    pub redis: Option<Redis>,
     /// `disconnect_code`: Gyre extension: close code for affected connections
     /// (3503 for `user_block`, 3014 for the other two).
     pub disconnect_code: u16,
@@ -653,20 +621,10 @@ impl Default for ProtectFeature {
     fn default() -> Self {
         ProtectFeature {
             enabled: true,
-            storage_type: String::new(),
+            storage_type: StorageType::Memory,
             redis: None,
             disconnect_code: 0,
             disconnect_reason: String::new(),
         }
     }
-}
-
-/// `database.*`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Database {
-    /// `database.enabled`.
-    pub enabled: bool,
-    /// `database.postgresql`.
-    pub postgresql: serde_json::Value,
 }

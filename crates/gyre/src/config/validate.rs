@@ -2,7 +2,7 @@
 //! Centrifugo config may turn on that Gyre does not serve. Refusing to start
 //! is safer than silently ignoring a transport the operator relies on.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, EngineType, StorageType};
 
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     if !["none", "trace", "debug", "info", "warn", "error", "fatal"].contains(&c.log.level.as_str())
@@ -66,12 +66,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    if !["", "transport"].contains(&c.http_api.error_mode.as_str()) {
-        return Err(ConfigError::invalid(
-            "http_api.error_mode",
-            "use \"\" (errors in the body) or \"transport\"",
-        ));
-    }
     if !c.http_api.handler_prefix.starts_with('/') {
         return Err(ConfigError::invalid(
             "http_api.handler_prefix",
@@ -115,14 +109,43 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "permessage-deflate is not supported by Gyre; set it to false",
         ));
     }
-    if c.engine.kind != "memory" {
+    if c.engine.kind != EngineType::Memory {
         return Err(ConfigError::invalid(
             "engine.type",
             format!(
                 "{:?} is not supported by this Gyre version; use \"memory\"",
-                c.engine.kind
+                c.engine.kind.as_str()
             ),
         ));
+    }
+    // Before the `database.enabled` refusal: a storage_type is what the
+    // operator asked for (and what an older PRO key becomes).
+    for (key, f) in [
+        ("user_block", &c.user_block),
+        ("token_revoke", &c.token_revoke),
+        ("user_tokens_invalidate", &c.user_tokens_invalidate),
+    ] {
+        if f.storage_type != StorageType::Memory {
+            return Err(ConfigError::invalid(
+                &format!("{key}.storage_type"),
+                format!(
+                    "{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory",
+                    f.storage_type.as_str()
+                ),
+            ));
+        }
+        if f.disconnect_code != 0 && !(3000..=4999).contains(&f.disconnect_code) {
+            return Err(ConfigError::invalid(
+                &format!("{key}.disconnect_code"),
+                "must be a close code in 3000-4999",
+            ));
+        }
+        if f.disconnect_reason.len() > 120 {
+            return Err(ConfigError::invalid(
+                &format!("{key}.disconnect_reason"),
+                "must fit a close frame (at most 120 bytes)",
+            ));
+        }
     }
     for (key, on) in [
         ("broker.enabled", c.broker.enabled),
@@ -143,33 +166,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(
                 key,
                 "this feature is not supported by Gyre yet; set it to false",
-            ));
-        }
-    }
-    for (key, f) in [
-        ("user_block", &c.user_block),
-        ("token_revoke", &c.token_revoke),
-        ("user_tokens_invalidate", &c.user_tokens_invalidate),
-    ] {
-        if !["", "memory"].contains(&f.storage_type.as_str()) {
-            return Err(ConfigError::invalid(
-                &format!("{key}.storage_type"),
-                format!(
-                    "{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory",
-                    f.storage_type
-                ),
-            ));
-        }
-        if f.disconnect_code != 0 && !(3000..=4999).contains(&f.disconnect_code) {
-            return Err(ConfigError::invalid(
-                &format!("{key}.disconnect_code"),
-                "must be a close code in 3000-4999",
-            ));
-        }
-        if f.disconnect_reason.len() > 120 {
-            return Err(ConfigError::invalid(
-                &format!("{key}.disconnect_reason"),
-                "must fit a close frame (at most 120 bytes)",
             ));
         }
     }
@@ -271,5 +267,36 @@ mod tests {
                 .contains("user_block.storage_type")
         );
         assert!(err(json!({"http_api": {"error_mode": "loud"}})).contains("http_api.error_mode"));
+    }
+
+    #[test]
+    fn refuses_backends_gyre_cannot_serve_yet() {
+        assert_eq!(
+            err(json!({"engine": {"type": "redis"}})),
+            "invalid config key `engine.type`: \"redis\" is not supported by this Gyre version; use \"memory\""
+        );
+        for f in ["user_block", "token_revoke", "user_tokens_invalidate"] {
+            for s in ["redis", "database"] {
+                assert_eq!(
+                    err(json!({f: {"storage_type": s}})),
+                    format!(
+                        "invalid config key `{f}.storage_type`: \"{s}\" storage is not supported by \
+                         this Gyre version; remove the key to keep entries in memory"
+                    )
+                );
+            }
+            for s in ["", "memory"] {
+                let c = load_value(json!({f: {"storage_type": s}}), &[], &[])
+                    .unwrap()
+                    .config;
+                let feature = match f {
+                    "user_block" => &c.user_block,
+                    "token_revoke" => &c.token_revoke,
+                    _ => &c.user_tokens_invalidate,
+                };
+                assert_eq!(feature.storage_type, crate::config::StorageType::Memory);
+            }
+        }
+        assert!(err(json!({"database": {"enabled": true}})).contains("`database.enabled`"));
     }
 }
