@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
 
 /// State of the API routes.
 #[derive(Clone)]
@@ -69,6 +70,11 @@ fn close_after(status: StatusCode) -> Response {
     (status, [(header::CONNECTION, "close")]).into_response()
 }
 
+/// Centrifugo's API key check (its `APIKeyAuth` middleware), on the
+/// headers alone: a non-empty `X-API-Key` is the key offered (an empty one
+/// counts as absent), else `Authorization: apikey <key>`; if that fails and
+/// there is a query string, `?api_key=` is tried too. Every comparison is
+/// constant-time, so response timing tells nothing about the key.
 fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
     if st.insecure {
         return true;
@@ -76,29 +82,32 @@ fn authorized(st: &ApiState, headers: &HeaderMap, query: Option<&str>) -> bool {
     if st.key.is_empty() {
         return false;
     }
-    // If X-API-Key is present it is the only credential considered (§5.1).
-    if let Some(v) = headers.get("x-api-key") {
-        return v.as_bytes() == st.key.as_bytes();
+    let matches = |offered: &[u8]| bool::from(offered.ct_eq(st.key.as_bytes()));
+    let header_ok = match headers.get("x-api-key").filter(|v| !v.is_empty()) {
+        Some(v) => matches(v.as_bytes()),
+        None => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let mut parts = v.split(' ').filter(|p| !p.is_empty());
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(scheme), Some(k), None) if scheme.eq_ignore_ascii_case("apikey") => {
+                        Some(matches(k.as_bytes()))
+                    }
+                    _ => None,
+                }
+            })
+            .unwrap_or(false),
+    };
+    if header_ok {
+        return true;
     }
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let mut parts = v.splitn(2, ' ');
-        if let (Some(scheme), Some(k)) = (parts.next(), parts.next())
-            && scheme.eq_ignore_ascii_case("apikey")
-        {
-            return k.trim() == st.key;
-        }
-    }
-    if let Some(q) = query {
-        for pair in q.split('&') {
-            if let Some(k) = pair.strip_prefix("api_key=") {
-                return percent_decode(k).as_deref() == Some(st.key.as_str());
-            }
-        }
-    }
-    false
+    query.filter(|q| !q.is_empty()).is_some_and(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("api_key="))
+            .and_then(percent_decode)
+            .is_some_and(|k| matches(k.as_bytes()))
+    })
 }
 
 /// Decodes a query-string value (`%XX` escapes and `+` for space).
@@ -173,6 +182,9 @@ pub async fn per_method(
     }
     let result = st.exec.call(method, params).await;
     match result {
+        // A body that is not the method's params: 400, as Centrifugo's
+        // generated per-method handlers answer a decode error.
+        Err(e) if e.decode => bad_request(),
         // batch answers at the top level, not inside `result` (§5.4).
         Ok(v) if method == "batch" => json_response(StatusCode::OK, v.to_json().into_bytes()),
         Ok(v) => json_response(

@@ -57,6 +57,7 @@ async fn publish_one(
     data: crate::protocol::Raw,
     tags: &Option<BTreeMap<String, String>>,
     skip_history: bool,
+    idempotency_key: &str,
 ) -> Result<Value, ApiError> {
     let opts = options(node, channel)?;
     let top = node
@@ -67,6 +68,7 @@ async fn publish_one(
             None,
             tags.clone().map(Arc::new),
             skip_history,
+            Some(idempotency_key),
         )
         .await?;
     Ok(match top {
@@ -76,9 +78,16 @@ async fn publish_one(
 }
 
 pub(super) async fn publish(node: &Node, p: Publish) -> Result<Value, ApiError> {
-    let _ = &p.idempotency_key; // accepted; deduplication needs a broker that remembers keys
     let data = payload(p.data, &p.b64data)?;
-    publish_one(node, &p.channel, data, &p.tags, p.skip_history).await
+    publish_one(
+        node,
+        &p.channel,
+        data,
+        &p.tags,
+        p.skip_history,
+        &p.idempotency_key,
+    )
+    .await
 }
 
 /// `broadcast` params.
@@ -90,6 +99,7 @@ pub(super) struct Broadcast {
     b64data: String,
     skip_history: bool,
     tags: Option<BTreeMap<String, String>>,
+    idempotency_key: String,
 }
 
 pub(super) async fn broadcast(node: &Node, p: Broadcast) -> Result<Value, ApiError> {
@@ -100,7 +110,17 @@ pub(super) async fn broadcast(node: &Node, p: Broadcast) -> Result<Value, ApiErr
     let mut responses = Vec::with_capacity(p.channels.len());
     for ch in &p.channels {
         responses.push(
-            match publish_one(node, ch, data.clone(), &p.tags, p.skip_history).await {
+            // One publication per channel, each deduplicated on its own.
+            match publish_one(
+                node,
+                ch,
+                data.clone(),
+                &p.tags,
+                p.skip_history,
+                &p.idempotency_key,
+            )
+            .await
+            {
                 Ok(r) => json!({"result": r}),
                 Err(e) => json!({"error": e}),
             },

@@ -3,13 +3,13 @@
 //! (protocol.md §5). Requests and results are JSON; a body whose fields have
 //! the wrong types is answered with 107 `bad request`, never a panic.
 
+mod call;
 pub mod http;
 mod methods;
 mod protect;
 
 use crate::node::Node;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -22,6 +22,11 @@ pub struct ApiError {
     pub code: u32,
     /// Message.
     pub message: String,
+    /// The request could not be decoded into the method's params: on the
+    /// per-method HTTP routes that is HTTP 400 `Bad Request`, as
+    /// Centrifugo's generated handlers answer (§5.1); elsewhere 107.
+    #[serde(skip)]
+    pub(crate) decode: bool,
 }
 
 impl ApiError {
@@ -29,6 +34,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            decode: false,
+        }
+    }
+    /// 107 for params that could not be decoded.
+    pub(crate) fn decode() -> Self {
+        ApiError {
+            decode: true,
+            ..Self::bad_request()
         }
     }
     /// 100 internal server error.
@@ -100,6 +113,8 @@ pub const EXTENSION_METHODS: &[&str] = &[
     "user_block_status",
     "revoked_tokens",
     "user_tokens_invalidations",
+    "unrevoke_token",
+    "clear_user_tokens_invalidation",
 ];
 
 /// Resolves a method name (case-insensitive) or legacy number to its canonical name.
@@ -121,17 +136,6 @@ pub fn canonical_method(m: &Value) -> Option<&'static str> {
             .filter(|s| !s.is_empty()),
         _ => None,
     }
-}
-
-/// Decodes method params straight from the request bytes (so `data` and
-/// `info` pass through byte for byte); wrong types are 107.
-fn params<T: DeserializeOwned>(p: &RawValue) -> Result<T, ApiError> {
-    let text = if p.get().trim() == "null" {
-        "{}"
-    } else {
-        p.get()
-    };
-    serde_json::from_str(text).map_err(|_| ApiError::bad_request())
 }
 
 fn to_value<T: Serialize>(t: &T) -> Value {
@@ -205,39 +209,7 @@ impl Executor {
     pub async fn call(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
         match method {
             "batch" => self.batch(p).await,
-            _ => self.call_simple(method, p).await,
-        }
-    }
-
-    async fn call_simple(&self, method: &str, p: &RawValue) -> Result<Reply, ApiError> {
-        let n = &self.node;
-        let json = |r: Result<Value, ApiError>| r.map(Reply::Json);
-        match method {
-            "presence" => methods::presence(n, params(p)?).await.map(Reply::Raw),
-            "history" => methods::history(n, params(p)?).await.map(Reply::Raw),
-            "connections" => protect::connections(n, params(p)?).await.map(Reply::Raw),
-            "publish" => json(methods::publish(n, params(p)?).await),
-            "broadcast" => json(methods::broadcast(n, params(p)?).await),
-            "subscribe" => json(methods::subscribe(n, params(p)?).await),
-            "unsubscribe" => json(methods::unsubscribe(n, params(p)?).await),
-            "disconnect" => json(methods::disconnect(n, params(p)?).await),
-            "refresh" => json(methods::refresh(n, params(p)?).await),
-            "presence_stats" => json(methods::presence_stats(n, params(p)?).await),
-            "history_remove" => json(methods::history_remove(n, params(p)?).await),
-            "channels" => json(methods::channels(n, params(p)?).await),
-            "info" => json(methods::info(n).await),
-            "rpc" => Err(ApiError::not_found()), // no RPC extensions registered (§5.4)
-            "block_user" => json(protect::block_user(n, params(p)?).await),
-            "unblock_user" => json(protect::unblock_user(n, params(p)?).await),
-            "revoke_token" => json(protect::revoke_token(n, params(p)?).await),
-            "invalidate_user_tokens" => json(protect::invalidate_user_tokens(n, params(p)?).await),
-            "block_list" => json(protect::block_list(n, params(p)?).await),
-            "user_block_status" => json(protect::user_block_status(n, params(p)?).await),
-            "revoked_tokens" => json(protect::revoked_tokens(n, params(p)?).await),
-            "user_tokens_invalidations" => {
-                json(protect::user_tokens_invalidations(n, params(p)?).await)
-            }
-            _ => Err(ApiError::not_found()),
+            _ => Box::pin(call::Call::parse(method, p)?.run(&self.node)).await,
         }
     }
 
@@ -252,28 +224,49 @@ impl Executor {
             #[serde(default)]
             parallel: bool,
         }
-        let b: Batch = params(p)?;
+        let text = p.get().trim();
+        let b: Batch = if text == "null" {
+            Batch {
+                commands: vec![],
+                parallel: false,
+            }
+        } else if text.starts_with('{') {
+            serde_json::from_str(text).map_err(|_| ApiError::decode())?
+        } else {
+            return Err(ApiError::decode());
+        };
         // Commands run one after another even with `parallel`: their order is
         // then the order of their effects, which callers can rely on.
         let _ = b.parallel;
-        let mut replies: Vec<Box<RawValue>> = Vec::with_capacity(b.commands.len());
-        for cmd in b.commands {
+        // Every command is decoded before any runs: a malformed one fails
+        // the whole batch (Centrifugo decodes the batch as one request). A
+        // command naming no known method is answered 104 in its place, an
+        // empty or ambiguous one 107.
+        let mut calls: Vec<Result<(&'static str, call::Call), ApiError>> =
+            Vec::with_capacity(b.commands.len());
+        for cmd in &b.commands {
             let one: Option<std::collections::BTreeMap<String, Box<RawValue>>> =
                 serde_json::from_str(cmd.get()).ok();
-            let item = match one {
+            calls.push(match one {
                 Some(m) if m.len() == 1 => {
                     let (k, v) = m.into_iter().next().expect("one entry");
                     match canonical_method(&Value::String(k)).filter(|m| *m != "batch") {
-                        Some(method) => match Box::pin(self.call_simple(method, &v)).await {
-                            Ok(r) => raw(&Keyed(method, r)),
-                            Err(e) => raw(&Keyed("error", e)),
-                        },
-                        None => raw(&Keyed("error", ApiError::not_found())),
+                        Some(method) => Ok((method, call::Call::parse(method, &v)?)),
+                        None => Err(ApiError::not_found()),
                     }
                 }
-                _ => raw(&Keyed("error", ApiError::bad_request())),
-            };
-            replies.push(item);
+                _ => Err(ApiError::bad_request()),
+            });
+        }
+        let mut replies: Vec<Box<RawValue>> = Vec::with_capacity(calls.len());
+        for c in calls {
+            replies.push(match c {
+                Ok((method, c)) => match Box::pin(c.run(&self.node)).await {
+                    Ok(r) => raw(&Keyed(method, r)),
+                    Err(e) => raw(&Keyed("error", e)),
+                },
+                Err(e) => raw(&Keyed("error", e)),
+            });
         }
         Ok(Reply::Raw(raw(&Keyed("replies", replies))))
     }

@@ -23,11 +23,33 @@ fn required(s: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `expire_at` must be in the future when given (0 or absent = never).
+/// Farthest `expire_at` accepted: a century ahead. A later one is a unit
+/// mistake (milliseconds instead of seconds) or a typo that would lock a
+/// user out for millennia; "never" is written 0.
+const MAX_AHEAD_SECS: i64 = 100 * 365 * 86_400;
+
+/// How far `issued_before` may be ahead of this server's clock (for an app
+/// server whose clock runs a little ahead). A cut-off later than that would
+/// refuse tokens not yet issued: a block in disguise, and in milliseconds a
+/// lock-out forever.
+const MAX_CUTOFF_AHEAD_SECS: i64 = 3600;
+
+/// `expire_at` must be in the future and within a century when given (0
+/// or absent = never); otherwise 107.
 fn expiry(expire_at: Option<i64>, now: i64) -> Result<i64, ApiError> {
     match expire_at {
         None | Some(0) => Ok(0),
-        Some(t) if t > now => Ok(t),
+        Some(t) if t > now && t - now <= MAX_AHEAD_SECS => Ok(t),
+        Some(_) => Err(ApiError::bad_request()),
+    }
+}
+
+/// `issued_before`: absent or 0 = now; otherwise positive and at most an
+/// hour ahead; otherwise 107.
+fn cutoff(issued_before: Option<i64>, now: i64) -> Result<i64, ApiError> {
+    match issued_before {
+        None | Some(0) => Ok(now),
+        Some(t) if t > 0 && t <= now.saturating_add(MAX_CUTOFF_AHEAD_SECS) => Ok(t),
         Some(_) => Err(ApiError::bad_request()),
     }
 }
@@ -126,23 +148,59 @@ pub(super) async fn invalidate_user_tokens(
 ) -> Result<Value, ApiError> {
     enabled(node.cfg().user_tokens_invalidate.enabled)?;
     required(&p.user)?;
-    if p.channel.as_deref().is_some_and(|c| !c.is_empty()) {
-        // Centrifugo PRO leaves the semantics of `channel` undocumented; refusing is safer than guessing.
-        return Err(ApiError::bad_request());
-    }
     let now = crate::auth::now();
-    let exp = expiry(p.expire_at, now)?;
-    let before = match p.issued_before {
-        None | Some(0) => now,
-        Some(t) if t > 0 => t,
-        Some(_) => return Err(ApiError::bad_request()),
-    };
+    let expire_at = expiry(p.expire_at, now)?;
+    let issued_before = cutoff(p.issued_before, now)?;
     let reason = reason(&p.reason)?.map(Into::into);
     let op = Op::Invalidate {
         user: p.user,
-        issued_before: before,
-        expire_at: exp,
+        channel: p.channel.filter(|c| !c.is_empty()),
+        issued_before,
+        expire_at,
         reason,
+    };
+    node.protect(Change::now(op)).await?;
+    Ok(json!({}))
+}
+
+/// `unrevoke_token` params (Gyre extension).
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct UnrevokeToken {
+    uid: String,
+}
+
+/// `unrevoke_token` (Gyre extension): removes a revocation made by mistake.
+/// Stored and applied like `revoke_token`; tokens with that `jti` are
+/// accepted again from then on (connections already closed stay closed).
+pub(super) async fn unrevoke_token(node: &Node, p: UnrevokeToken) -> Result<Value, ApiError> {
+    enabled(node.cfg().token_revoke.enabled)?;
+    required(&p.uid)?;
+    node.protect(Change::now(Op::Unrevoke { uid: p.uid }))
+        .await?;
+    Ok(json!({}))
+}
+
+/// `clear_user_tokens_invalidation` params (Gyre extension).
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct ClearInvalidation {
+    user: String,
+    channel: Option<String>,
+}
+
+/// `clear_user_tokens_invalidation` (Gyre extension): removes a user's
+/// invalidation (or, with `channel`, that channel's), e.g. one made with an
+/// `issued_before` in the wrong unit.
+pub(super) async fn clear_user_tokens_invalidation(
+    node: &Node,
+    p: ClearInvalidation,
+) -> Result<Value, ApiError> {
+    enabled(node.cfg().user_tokens_invalidate.enabled)?;
+    required(&p.user)?;
+    let op = Op::ClearInvalidation {
+        user: p.user,
+        channel: p.channel.filter(|c| !c.is_empty()),
     };
     node.protect(Change::now(op)).await?;
     Ok(json!({}))

@@ -34,7 +34,7 @@ pub(crate) async fn run(b: &Broker, prefix: &str) {
     let mut epoch = String::new();
     for n in 1..=5u32 {
         let top = b
-            .publish(&ch, publication(n), opts(3, ttl), |p| {
+            .publish(&ch, publication(n), opts(3, ttl), None, |p| {
                 delivered.push(p.offset)
             })
             .await
@@ -89,7 +89,7 @@ pub(crate) async fn run(b: &Broker, prefix: &str) {
     let other = format!("{prefix}:b");
     let mut got = 0;
     let top = b
-        .publish(&other, publication(1), None, |_| got += 1)
+        .publish(&other, publication(1), None, None, |_| got += 1)
         .await
         .unwrap();
     assert_eq!((top, got), (None, 1));
@@ -113,6 +113,7 @@ pub(crate) async fn run(b: &Broker, prefix: &str) {
         &short,
         publication(1),
         opts(10, Duration::from_millis(50)),
+        None,
         |_| {},
     )
     .await

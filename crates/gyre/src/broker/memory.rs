@@ -35,10 +35,17 @@ impl Stream {
     }
 }
 
+/// How long the result of a publication with an `idempotency_key` is kept
+/// (centrifuge's memory broker default; Centrifugo has no key for it).
+pub(crate) const IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(300);
+
 /// The in-memory history store.
 pub(crate) struct MemoryBroker {
     hasher: foldhash::fast::RandomState,
     shards: Vec<Mutex<HashMap<String, Stream>>>,
+    /// `<channel>_<idempotency key>` → result of the first publication and
+    /// when it stops being remembered.
+    idempotent: Mutex<HashMap<String, (Option<StreamTop>, Instant)>>,
 }
 
 impl Default for MemoryBroker {
@@ -58,6 +65,7 @@ impl MemoryBroker {
         MemoryBroker {
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            idempotent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -165,9 +173,34 @@ impl MemoryBroker {
         }
     }
 
-    /// Drops expired publications and streams whose meta TTL passed.
+    /// Runs `publish` once per `key` and channel within
+    /// [`IDEMPOTENT_RESULT_TTL`]: a repeat returns the first result and
+    /// publishes nothing. The map stays locked while `publish` runs, so two
+    /// concurrent repeats cannot both publish (memory work only, no await).
+    pub(crate) fn idempotent(
+        &self,
+        channel: &str,
+        key: &str,
+        publish: impl FnOnce() -> Option<StreamTop>,
+    ) -> Option<StreamTop> {
+        let now = Instant::now();
+        let mut m = self.idempotent.lock();
+        let k = format!("{channel}_{key}");
+        if let Some((top, until)) = m.get(&k)
+            && *until > now
+        {
+            return top.clone();
+        }
+        let top = publish();
+        m.insert(k, (top.clone(), now + IDEMPOTENT_RESULT_TTL));
+        top
+    }
+
+    /// Drops expired publications and streams whose meta TTL passed, and
+    /// idempotency results past their TTL.
     pub(crate) fn sweep(&self) {
         let now = Instant::now();
+        self.idempotent.lock().retain(|_, (_, until)| *until > now);
         for shard in &self.shards {
             let mut m = shard.lock();
             m.retain(|_, s| {

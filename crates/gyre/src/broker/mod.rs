@@ -68,22 +68,31 @@ impl Broker {
     /// Delivery to this node's subscribers: the memory backend calls
     /// `deliver` with the offset assigned, before the channel's stream is
     /// unlocked, so concurrent publications reach subscribers in offset
-    /// order. Returns the stream top when history is kept.
+    /// order. Returns the stream top when history is kept. With an
+    /// `idempotency_key`, a repeat within the result TTL (300 s) returns the
+    /// first publication's result and neither delivers nor keeps anything.
     pub(crate) async fn publish(
         &self,
         channel: &str,
         p: Publication,
         history: Option<HistoryOpts>,
+        idempotency_key: Option<&str>,
         deliver: impl FnOnce(&Publication),
     ) -> Result<Option<StreamTop>, BrokerError> {
         match self {
-            Broker::Memory(m) => Ok(match history {
-                Some(h) => Some(m.add(channel, p, h.size, h.ttl, h.meta_ttl, deliver)),
-                None => {
-                    deliver(&p);
-                    None
-                }
-            }),
+            Broker::Memory(m) => {
+                let publish = || match history {
+                    Some(h) => Some(m.add(channel, p, h.size, h.ttl, h.meta_ttl, deliver)),
+                    None => {
+                        deliver(&p);
+                        None
+                    }
+                };
+                Ok(match idempotency_key.filter(|k| !k.is_empty()) {
+                    Some(key) => m.idempotent(channel, key, publish),
+                    None => publish(),
+                })
+            }
         }
     }
 

@@ -62,7 +62,15 @@ impl Session {
             .and_then(|s| s.chan_info.clone());
         let info = self.client_info(chan_info);
         self.node
-            .publish(&req.channel, &opts, share(data), Some(info), None, false)
+            .publish(
+                &req.channel,
+                &opts,
+                share(data),
+                Some(info),
+                None,
+                false,
+                None,
+            )
             .await
             .map_err(node_error)?;
         Ok(self.proto.reply(id, Reply::Publish))

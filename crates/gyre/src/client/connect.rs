@@ -87,7 +87,7 @@ impl Session {
                 uid: claims.jti.unwrap_or_default(),
                 issued_at: crate::auth::issued_at(claims.iat),
             };
-            match self.node.check_token(&user, &self.conn_token, now) {
+            match self.node.check_token(&user, None, &self.conn_token, now) {
                 TokenVerdict::Valid => {}
                 _ => return Err(self.revoked_token_error()),
             }
@@ -264,7 +264,7 @@ impl Session {
             node.unregister(&handle);
             return Err(node.protect_codes().block.clone().into());
         }
-        if let Err(e) = self.hold_token(&handle, &TokenId::default(), &self.conn_token) {
+        if let Err(e) = self.hold_token(&handle, None, &TokenId::default(), &self.conn_token) {
             node.unregister(&handle);
             return Err(e);
         }
@@ -338,24 +338,41 @@ impl Session {
             .verifier()
             .verify_connect(&req.token)
             .await
-            .map_err(token_error)?;
+            .map_err(|e| match e {
+                // An already expired token ends the connection with 3005, as
+                // Centrifugo's refresh handler does (no reply is sent).
+                TokenError::Expired => Disconnect::expired().into(),
+                e => token_error(e),
+            })?;
         if claims.sub != *self.user {
             return Err(Disconnect::invalid_token().into());
+        }
+        // The token's channels must be the connection's: Centrifugo cannot
+        // change server-side subscriptions on refresh and closes with 3010.
+        let wanted: Vec<&str> = if claims.subs.is_empty() {
+            claims.channels.iter().map(String::as_str).collect()
+        } else {
+            claims.subs.keys().map(String::as_str).collect()
+        };
+        if self.token_channels_changed(&wanted) {
+            return Err(Disconnect::insufficient_state().into());
         }
         let now = crate::auth::now();
         let token = TokenId {
             uid: claims.jti.clone().unwrap_or_default(),
             issued_at: crate::auth::issued_at(claims.iat),
         };
-        if self.node.check_token(&self.user, &token, now) != TokenVerdict::Valid {
+        if self.node.check_token(&self.user, None, &token, now) != TokenVerdict::Valid {
             return Err(self.revoked_token_error());
         }
         let exp = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
         if exp > 0 && exp < now {
-            return Err(Disconnect::expired().into());
+            // `exp` passed the JWT check, so this is an `expire_at` in the
+            // past: error 110, as Centrifugo answers a non-positive ttl.
+            return Err(ClientError::EXPIRED.into());
         }
         if let Some(h) = self.handle.clone() {
-            self.hold_token(&h, &self.conn_token, &token)?;
+            self.hold_token(&h, None, &self.conn_token, &token)?;
             h.state.lock().token = token.clone();
         }
         self.conn_token = token;
@@ -371,6 +388,21 @@ impl Session {
         Ok(self
             .proto
             .reply(id, Reply::Refresh(&RefreshResult { expires, ttl })))
+    }
+
+    /// True when a refreshed token's channels (`subs` keys, else `channels`)
+    /// differ from the connection's: one of them is not subscribed, or a
+    /// subscription made from the connection token is not in it. Order and
+    /// duplicates do not count (Centrifugo's `tokenChannelsChanged`).
+    fn token_channels_changed(&self, wanted: &[&str]) -> bool {
+        if wanted.iter().any(|ch| !self.subs.contains_key(*ch)) {
+            return true;
+        }
+        let Some(h) = &self.handle else { return false };
+        let st = h.state.lock();
+        st.channels
+            .iter()
+            .any(|(ch, src)| *src == source::CONNECTION_TOKEN && !wanted.contains(&ch.as_str()))
     }
 
     /// Asks the refresh proxy to extend an expired connection.

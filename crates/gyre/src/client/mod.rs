@@ -341,7 +341,7 @@ impl Session {
         if self.node.is_blocked(&self.user, now) {
             return Err(self.node.protect_codes().block.clone().into());
         }
-        match self.check_token(&self.conn_token, now) {
+        match self.check_token(None, &self.conn_token, now) {
             TokenVerdict::Valid => {}
             TokenVerdict::Revoked => return Err(self.node.protect_codes().revoke.clone().into()),
             TokenVerdict::Invalidated => {
@@ -351,7 +351,7 @@ impl Session {
         let bad: Vec<String> = self
             .subs
             .iter()
-            .filter(|(_, s)| self.check_token(&s.token, now) != TokenVerdict::Valid)
+            .filter(|(ch, s)| self.check_token(Some(ch), &s.token, now) != TokenVerdict::Valid)
             .map(|(c, _)| c.clone())
             .collect();
         for ch in bad {
@@ -374,6 +374,7 @@ impl Session {
     pub(crate) fn hold_token(
         &self,
         h: &Arc<ClientHandle>,
+        channel: Option<&str>,
         old: &TokenId,
         new: &TokenId,
     ) -> Result<(), CmdError> {
@@ -381,7 +382,7 @@ impl Session {
         if swap {
             self.node.index_token(&new.uid, h);
         }
-        if self.check_token(new, crate::auth::now()) != TokenVerdict::Valid {
+        if self.check_token(channel, new, crate::auth::now()) != TokenVerdict::Valid {
             if swap {
                 self.node.unindex_token(&new.uid, h);
             }
@@ -393,9 +394,11 @@ impl Session {
         Ok(())
     }
 
-    /// Checks a token of this connection's user against the enabled protective features.
-    fn check_token(&self, t: &TokenId, now: i64) -> TokenVerdict {
-        self.node.check_token(&self.user, t, now)
+    /// Checks a token of this connection's user against the enabled
+    /// protective features: the connection token, or (with `channel`) a
+    /// subscription token.
+    fn check_token(&self, channel: Option<&str>, t: &TokenId, now: i64) -> TokenVerdict {
+        self.node.check_token(&self.user, channel, t, now)
     }
 
     /// Sets the connection expiry and its deadline.

@@ -32,6 +32,8 @@ struct Plan {
     recoverable: bool,
     positioned: bool,
     recover: Option<StreamPosition>,
+    /// Answer 112 rather than subscribe without recovery.
+    reject_unrecovered: bool,
 }
 
 pub(super) fn channel_error(e: ChannelError) -> CmdError {
@@ -54,11 +56,27 @@ impl Session {
         if req.channel.is_empty() {
             return Err(Disconnect::bad_request().into());
         }
+        // Delta compression: "fossil" is the only kind; Gyre sends full
+        // publications (the reply's `delta` stays false, which every SDK
+        // handles). Anything else is a malformed request, as in centrifuge.
+        if !req.delta.is_empty() && req.delta != "fossil" {
+            return Err(Disconnect::bad_request().into());
+        }
         let node = self.node.clone();
         let opts = node
             .channels()
             .options(&req.channel)
             .map_err(channel_error)?;
+        // Only stream subscriptions exist in Gyre's namespaces. As in
+        // Centrifugo: shared poll on a channel without it is 108, a map type
+        // the namespace does not allow is 103, an unknown type ends the
+        // connection (3004).
+        match req.kind {
+            0 => {}
+            1..=3 => return Err(ClientError::PERMISSION_DENIED.into()),
+            4 => return Err(ClientError::NOT_AVAILABLE.into()),
+            _ => return Err(Disconnect::internal().into()),
+        }
         if self.subs.contains_key(&req.channel) {
             return Err(ClientError::ALREADY_SUBSCRIBED.into());
         }
@@ -88,12 +106,12 @@ impl Session {
                 uid: claims.jti.unwrap_or_default(),
                 issued_at: crate::auth::issued_at(claims.iat),
             };
-            if self.check_token(&token, now) != TokenVerdict::Valid {
+            if self.check_token(Some(&req.channel), &token, now) != TokenVerdict::Valid {
                 return Err(self.revoked_token_error());
             }
             expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
             if expire_at > 0 && expire_at < now {
-                return Err(ClientError::TOKEN_EXPIRED.into());
+                return Err(ClientError::EXPIRED.into());
             }
             chan_info = b64_json(&claims.b64info).or(claims.info.map(share));
             data = b64_json(&claims.b64data).or(claims.data.map(share));
@@ -143,6 +161,7 @@ impl Session {
                 offset: req.offset,
                 epoch: req.epoch.clone(),
             }),
+            reject_unrecovered: req.flag & protocol::SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0,
         };
         let res = self.add_sub(plan).await?;
         Ok(self.proto.reply(id, Reply::Subscribe(&res)))
@@ -167,6 +186,7 @@ impl Session {
             recoverable,
             positioned: recoverable || opts.force_positioning,
             recover: if recoverable { recover } else { None },
+            reject_unrecovered: false,
             opts,
         };
         self.add_sub(plan).await
@@ -208,7 +228,7 @@ impl Session {
             .ok_or(CmdError::Error(ClientError::INTERNAL.into()))?;
         // Index the subscription token first and check it again (the race
         // with a revocation, see `hold_token`); nothing else is done yet.
-        self.hold_token(&handle, &TokenId::default(), &p.token)?;
+        self.hold_token(&handle, Some(&p.channel), &TokenId::default(), &p.token)?;
         // Join the hub before reading the stream position, so no publication
         // falls between the position and the first live push.
         node.add_subscriber(
@@ -279,13 +299,16 @@ impl Session {
                     res.was_recovering = true;
                     let limit = node.cfg().client.recovery_max_publication_limit;
                     match node.recover(&p.channel, since, limit).await {
-                        Ok((mut pubs, top)) => {
-                            res.recovered = pubs.len() <= limit;
-                            pubs.truncate(limit);
+                        Ok((pubs, top)) if pubs.len() <= limit => {
+                            res.recovered = true;
                             res.publications = pubs;
                             top
                         }
-                        // Not recoverable: subscribe from the current top.
+                        // More missed than may be recovered, or a position
+                        // no longer kept: subscribe from the current top,
+                        // with nothing recovered, unless the client asked
+                        // for an error instead (flag bit 2).
+                        Ok((_, top)) => top,
                         Err(crate::node::NodeError::Unrecoverable) => {
                             node.stream_top(&p.channel).await?
                         }
@@ -294,8 +317,17 @@ impl Session {
                 }
                 None => node.stream_top(&p.channel).await?,
             };
-            res.offset = top.offset;
+            if res.was_recovering && !res.recovered && p.reject_unrecovered {
+                return Err(crate::node::NodeError::Unrecoverable);
+            }
             res.epoch = top.epoch;
+            // A recovered subscription reports the position the client asked
+            // to recover from (centrifuge builds the reply that way; SDKs
+            // read it in `subscribed`); otherwise the stream top.
+            res.offset = match &p.recover {
+                Some(since) if res.recovered => since.offset,
+                _ => top.offset,
+            };
         }
         if p.opts.presence {
             node.add_presence(&p.channel, self.client_info(p.chan_info.clone()))
@@ -354,19 +386,19 @@ impl Session {
             uid: claims.jti.unwrap_or_default(),
             issued_at: crate::auth::issued_at(claims.iat),
         };
-        if self.check_token(&token, now) != TokenVerdict::Valid {
+        if self.check_token(Some(&req.channel), &token, now) != TokenVerdict::Valid {
             return Err(self.revoked_token_error());
         }
         let expire_at = claims.expire_at.unwrap_or(claims.exp.unwrap_or(0));
         if expire_at > 0 && expire_at < now {
-            return Err(ClientError::TOKEN_EXPIRED.into());
+            return Err(ClientError::EXPIRED.into());
         }
         let handle = self.handle.clone();
         let Some(old) = self.subs.get(&req.channel).map(|s| s.token.clone()) else {
             return Err(ClientError::PERMISSION_DENIED.into());
         };
         if let Some(h) = &handle {
-            self.hold_token(h, &old, &token)?;
+            self.hold_token(h, Some(&req.channel), &old, &token)?;
         }
         let Some(sub) = self.subs.get_mut(&req.channel) else {
             return Err(ClientError::PERMISSION_DENIED.into());

@@ -77,12 +77,14 @@ impl Node {
             }
             Op::Invalidate {
                 user,
+                channel,
                 issued_before,
                 expire_at,
                 reason,
             } => {
                 tracing::info!(
                     user,
+                    channel = channel.as_deref().unwrap_or(""),
                     issued_before,
                     expire_at,
                     reason = reason.as_deref().unwrap_or(""),
@@ -98,8 +100,12 @@ impl Node {
                 tracing::info!(uid, "token revocation removed");
                 0
             }
-            Op::ClearInvalidation { user } => {
-                tracing::info!(user, "user token invalidation removed");
+            Op::ClearInvalidation { user, channel } => {
+                tracing::info!(
+                    user,
+                    channel = channel.as_deref().unwrap_or(""),
+                    "user token invalidation removed"
+                );
                 0
             }
         }
@@ -119,8 +125,15 @@ impl Node {
         self.cfg.user_block.enabled && self.protect.is_blocked(user, now)
     }
 
-    /// Checks a token of `user` against the enabled protective features.
-    pub(crate) fn check_token(&self, user: &str, t: &TokenId, now: i64) -> TokenVerdict {
+    /// Checks a connection token of `user` against the enabled protective
+    /// features; with `channel`, a subscription token for that channel.
+    pub(crate) fn check_token(
+        &self,
+        user: &str,
+        channel: Option<&str>,
+        t: &TokenId,
+        now: i64,
+    ) -> TokenVerdict {
         if t.is_empty() {
             return TokenVerdict::Valid;
         }
@@ -130,7 +143,10 @@ impl Node {
         } else {
             0
         };
-        self.protect.check_token(user, jti, iat, now)
+        match channel {
+            None => self.protect.check_token(user, jti, iat, now),
+            Some(ch) => self.protect.check_sub_token(user, ch, jti, iat, now),
+        }
     }
 
     /// A user's live block, if any.

@@ -131,18 +131,18 @@ pub(crate) async fn run(node: &Node, prefix: &str) {
     assert_eq!(reached, 1);
     assert_eq!((rechecks(&holder), rechecks(&other)), (1, 0));
     assert_eq!(
-        node.check_token(&u("carol"), &tok(&u("jti-1"), 0), now),
+        node.check_token(&u("carol"), None, &tok(&u("jti-1"), 0), now),
         TokenVerdict::Revoked
     );
     assert_eq!(
-        node.check_token(&u("carol"), &tok(&u("jti-2"), 0), now),
+        node.check_token(&u("carol"), None, &tok(&u("jti-2"), 0), now),
         TokenVerdict::Valid
     );
     node.protect(change(now_ms + 1, Op::Unrevoke { uid: u("jti-1") }))
         .await
         .unwrap();
     assert_eq!(
-        node.check_token(&u("carol"), &tok(&u("jti-1"), 0), now),
+        node.check_token(&u("carol"), None, &tok(&u("jti-1"), 0), now),
         TokenVerdict::Valid
     );
 
@@ -152,6 +152,7 @@ pub(crate) async fn run(node: &Node, prefix: &str) {
             now_ms,
             Op::Invalidate {
                 user: u("carol"),
+                channel: None,
                 issued_before: now - 10,
                 expire_at: 0,
                 reason: None,
@@ -162,17 +163,18 @@ pub(crate) async fn run(node: &Node, prefix: &str) {
     assert_eq!(reached, 2);
     assert_eq!((rechecks(&holder), rechecks(&other)), (1, 1));
     assert_eq!(
-        node.check_token(&u("carol"), &tok("", now - 20), now),
+        node.check_token(&u("carol"), None, &tok("", now - 20), now),
         TokenVerdict::Invalidated
     );
     assert_eq!(
-        node.check_token(&u("carol"), &tok("", now), now),
+        node.check_token(&u("carol"), None, &tok("", now), now),
         TokenVerdict::Valid
     );
     node.protect(change(
         now_ms + 1,
         Op::Invalidate {
             user: u("carol"),
+            channel: None,
             issued_before: now - 100,
             expire_at: 0,
             reason: None,
@@ -181,7 +183,7 @@ pub(crate) async fn run(node: &Node, prefix: &str) {
     .await
     .unwrap();
     assert_eq!(
-        node.check_token(&u("carol"), &tok("", now - 20), now),
+        node.check_token(&u("carol"), None, &tok("", now - 20), now),
         TokenVerdict::Invalidated,
         "an earlier cut-off does not weaken the first"
     );

@@ -17,6 +17,9 @@ impl Node {
     /// Publishes into a channel: history first when the namespace keeps it
     /// (to get the offset), then one encoding per protocol kind shared by
     /// every local subscriber. Returns the stream top when history is kept.
+    /// With an `idempotency_key` (server API), a repeat within 300 s
+    /// returns the first result and publishes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub async fn publish(
         &self,
         channel: &str,
@@ -25,6 +28,7 @@ impl Node {
         info: Option<ClientInfo>,
         tags: Option<Arc<BTreeMap<String, String>>>,
         skip_history: bool,
+        idempotency_key: Option<&str>,
     ) -> Result<Option<StreamTop>, NodeError> {
         let p = Publication {
             data,
@@ -39,7 +43,9 @@ impl Node {
         });
         Ok(self
             .broker
-            .publish(channel, p, history, |p| self.handle_publication(channel, p))
+            .publish(channel, p, history, idempotency_key, |p| {
+                self.handle_publication(channel, p)
+            })
             .await?)
     }
 

@@ -42,10 +42,13 @@ pub enum Op {
         uid: String,
     },
     /// `invalidate_user_tokens`: refuse the user's tokens with `iat <
-    /// issued_before`.
+    /// issued_before`: connection tokens, or with `channel` only that
+    /// channel's subscription tokens (Centrifugo PRO's documented meaning).
     Invalidate {
         /// User id.
         user: String,
+        /// Only subscription tokens for this channel.
+        channel: Option<String>,
         /// Cut-off, Unix seconds.
         issued_before: i64,
         /// Unix seconds after which it stops applying (0 = never).
@@ -53,10 +56,13 @@ pub enum Op {
         /// Audit reason.
         reason: Option<String>,
     },
-    /// Undoes a user's invalidation.
+    /// Undoes a user's invalidation (of connection tokens, or of one
+    /// channel's subscription tokens).
     ClearInvalidation {
         /// User id.
         user: String,
+        /// The channel of a channel invalidation.
+        channel: Option<String>,
     },
 }
 
@@ -87,16 +93,35 @@ impl Change {
         }
     }
 
-    /// The key it is about: a user id, or a token id for revocations.
-    pub fn key(&self) -> &str {
+    /// The key it is about: a user id, a token id for revocations, or
+    /// [`channel_key`] for a channel invalidation.
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
         match &self.op {
-            Op::Block { user, .. }
-            | Op::Unblock { user }
-            | Op::Invalidate { user, .. }
-            | Op::ClearInvalidation { user } => user,
-            Op::Revoke { uid, .. } | Op::Unrevoke { uid } => uid,
+            Op::Block { user, .. } | Op::Unblock { user } => user.into(),
+            Op::Invalidate { user, channel, .. } | Op::ClearInvalidation { user, channel } => {
+                match channel {
+                    Some(ch) => channel_key(user, ch).into(),
+                    None => user.into(),
+                }
+            }
+            Op::Revoke { uid, .. } | Op::Unrevoke { uid } => uid.into(),
         }
     }
+}
+
+/// The table key of a user's invalidation for one channel: a NUL, the
+/// user id's length, the user id and the channel, so that no user id (and
+/// no other user's channel) can produce the same key.
+pub fn channel_key(user: &str, channel: &str) -> String {
+    format!("\0{}:{user}{channel}", user.len())
+}
+
+/// The user and channel of a [`channel_key`], or `None` for a plain user key.
+pub fn split_channel_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix('\0')?;
+    let (len, rest) = rest.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    (rest.len() >= len && rest.is_char_boundary(len)).then(|| rest.split_at(len))
 }
 
 /// The current Unix time in milliseconds.
@@ -105,4 +130,18 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_keys_cannot_collide_with_users_or_each_other() {
+        let k = channel_key("ab", "c:d");
+        assert_eq!(split_channel_key(&k), Some(("ab", "c:d")));
+        assert_ne!(channel_key("a", "bc"), channel_key("ab", "c"));
+        assert_eq!(split_channel_key("plain-user"), None);
+        assert_eq!(split_channel_key(&channel_key("", "x")), Some(("", "x")));
+    }
 }

@@ -75,6 +75,9 @@ pub struct Listed {
     /// Token id (revocations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// Channel (invalidations of one channel's subscription tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Cut-off (invalidations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_before: Option<i64>,
@@ -146,14 +149,39 @@ impl Protect {
         {
             return TokenVerdict::Revoked;
         }
-        if iat > 0
-            && let Some(inv) = self.invalidations.get(&KeyRef::new(user))
-            && inv.entry.live(now)
-            && iat < inv.issued_before
-        {
+        if iat > 0 && self.invalidated(user, iat, now) {
             return TokenVerdict::Invalidated;
         }
         TokenVerdict::Valid
+    }
+
+    /// Checks a subscription token for `channel`: its `jti` against the
+    /// revocations, its `iat` against the user's invalidation of that
+    /// channel (a user-wide invalidation concerns connection tokens only).
+    pub fn check_sub_token(
+        &self,
+        user: &str,
+        channel: &str,
+        jti: Option<&str>,
+        iat: i64,
+        now: i64,
+    ) -> TokenVerdict {
+        match self.check_token(user, jti, 0, now) {
+            TokenVerdict::Valid if iat > 0 && self.invalidations.len() > 0 => {
+                if self.invalidated(&change::channel_key(user, channel), iat, now) {
+                    TokenVerdict::Invalidated
+                } else {
+                    TokenVerdict::Valid
+                }
+            }
+            v => v,
+        }
+    }
+
+    fn invalidated(&self, key: &str, iat: i64, now: i64) -> bool {
+        self.invalidations
+            .get(&KeyRef::new(key))
+            .is_some_and(|inv| inv.entry.live(now) && iat < inv.issued_before)
     }
 
     fn set_reason(&self, kind: Kind, key: &str, reason: Option<&str>) {
@@ -231,10 +259,10 @@ impl Protect {
                 self.set_reason(kind, uid, reason.as_deref());
             }
             Op::Invalidate {
-                user,
                 issued_before,
                 expire_at,
                 reason,
+                ..
             } => {
                 let new = Invalidation {
                     issued_before: *issued_before,
@@ -244,7 +272,7 @@ impl Protect {
                     },
                 };
                 self.invalidations
-                    .insert(KeyRef::new(user).to_key(), new, |old, new| {
+                    .insert(KeyRef::new(&key).to_key(), new, |old, new| {
                         if !old.entry.live(now) {
                             return new;
                         }
@@ -256,7 +284,7 @@ impl Protect {
                             },
                         }
                     });
-                self.set_reason(kind, user, reason.as_deref());
+                self.set_reason(kind, &key, reason.as_deref());
             }
             Op::Unblock { user } => {
                 fresh = self.undo(kind, user, at, |k, stale| {
@@ -268,8 +296,8 @@ impl Protect {
                     self.revoked.remove_if(k, |e| !stale(e.created_ms))
                 });
             }
-            Op::ClearInvalidation { user } => {
-                fresh = self.undo(kind, user, at, |k, stale| {
+            Op::ClearInvalidation { .. } => {
+                fresh = self.undo(kind, &key, at, |k, stale| {
                     self.invalidations
                         .remove_if(k, |i| !stale(i.entry.created_ms))
                 });
@@ -336,6 +364,7 @@ impl Protect {
             at_ms: now * 1000,
             op: Op::Invalidate {
                 user: user.into(),
+                channel: None,
                 issued_before,
                 expire_at,
                 reason: reason.map(Into::into),
@@ -383,6 +412,7 @@ impl Protect {
             .map(|e| Listed {
                 user: Some(user.to_string()),
                 uid: None,
+                channel: None,
                 issued_before: None,
                 expire_at: e.expire_at,
                 created_at: e.created_ms.div_euclid(1000),
@@ -401,6 +431,7 @@ impl Protect {
                 reason: self.reason(Kind::Block, &u),
                 user: Some(u),
                 uid: None,
+                channel: None,
                 issued_before: None,
                 expire_at: e.expire_at,
                 created_at: e.created_ms.div_euclid(1000),
@@ -426,6 +457,7 @@ impl Protect {
                     reason: self.reason(Kind::Revoke, &uid),
                     user: None,
                     uid: Some(uid),
+                    channel: None,
                     issued_before: None,
                     expire_at: e.expire_at,
                     created_at: e.created_ms.div_euclid(1000),
@@ -435,31 +467,33 @@ impl Protect {
         (out, more)
     }
 
-    /// Live invalidations, one user or all.
+    /// Live invalidations (of connection tokens, and of channels'
+    /// subscription tokens), one user's or all, ordered by user then channel.
     pub fn list_invalidations(&self, user: Option<&str>, now: i64) -> Vec<Listed> {
-        let mk = |u: &str, i: Invalidation| Listed {
-            user: Some(u.to_string()),
-            uid: None,
-            issued_before: Some(i.issued_before),
-            expire_at: i.entry.expire_at,
-            created_at: i.entry.created_ms.div_euclid(1000),
-            reason: self.reason(Kind::Invalidate, u),
-        };
-        match user {
-            Some(u) => self
-                .invalidations
-                .get(&KeyRef::new(u))
-                .filter(|i| i.entry.live(now))
-                .map(|i| vec![mk(u, i)])
-                .unwrap_or_default(),
-            None => self
-                .invalidations
-                .list(None, usize::MAX, |_, i| i.entry.live(now))
-                .0
-                .into_iter()
-                .map(|(u, i)| mk(&u.to_string_lossless(), i))
-                .collect(),
-        }
+        self.invalidations
+            .list(None, usize::MAX, |_, i| i.entry.live(now))
+            .0
+            .into_iter()
+            .filter_map(|(k, i)| {
+                let key = k.to_string_lossless();
+                let (u, channel) = match change::split_channel_key(&key) {
+                    Some((u, ch)) => (u.to_string(), Some(ch.to_string())),
+                    None => (key.clone(), None),
+                };
+                if user.is_some_and(|want| want != u) {
+                    return None;
+                }
+                Some(Listed {
+                    reason: self.reason(Kind::Invalidate, &key),
+                    user: Some(u),
+                    uid: None,
+                    channel,
+                    issued_before: Some(i.issued_before),
+                    expire_at: i.entry.expire_at,
+                    created_at: i.entry.created_ms.div_euclid(1000),
+                })
+            })
+            .collect()
     }
 
     /// Sizes of the three tables (including not yet swept entries).
@@ -610,13 +644,20 @@ mod tests {
             1_000,
             Op::Invalidate {
                 user: "u".into(),
+                channel: None,
                 issued_before: 100,
                 expire_at: 0,
                 reason: None,
             },
         ));
         assert_eq!(p.check_token("u", None, 50, 5), TokenVerdict::Invalidated);
-        assert!(p.apply(&at(2_000, Op::ClearInvalidation { user: "u".into() })));
+        assert!(p.apply(&at(
+            2_000,
+            Op::ClearInvalidation {
+                user: "u".into(),
+                channel: None
+            }
+        )));
         assert_eq!(p.check_token("u", None, 50, 5), TokenVerdict::Valid);
         // Tombstones are forgotten after their retention.
         assert_eq!(p.tombstones.lock().len(), 2);

@@ -93,7 +93,19 @@ pub struct SubscribeRequest {
     pub recoverable: bool,
     /// Ask for join/leave pushes.
     pub join_leave: bool,
+    /// Delta compression asked for (`"fossil"` is the only kind).
+    pub delta: String,
+    /// Bit flags: [`SUBSCRIBE_FLAG_REJECT_UNRECOVERED`] (others are ignored).
+    pub flag: i64,
+    /// Subscription type: 0 stream (the only one Gyre serves), 1-3 map
+    /// subscriptions, 4 shared poll.
+    #[serde(rename = "type")]
+    pub kind: i32,
 }
+
+/// Subscribe `flag` bit: answer 112 `unrecoverable position` instead of
+/// subscribing without recovery (centrifuge-js sets it with `getState`).
+pub const SUBSCRIBE_FLAG_REJECT_UNRECOVERED: i64 = 2;
 
 /// Requests that only name a channel.
 #[derive(Debug, Default, Deserialize)]

@@ -95,11 +95,16 @@ async fn case11_errors_and_transport_mode() {
         )
         .await;
     assert_eq!(st, 404);
-    // Wrong types are 107, never a crash.
-    assert_eq!(
-        api.call("publish", json!({"channel": 5, "data": {}})).await["error"]["code"],
-        107
-    );
+    // Wrong types are a 400, as Centrifugo's per-method handlers answer a
+    // body they cannot decode; never a crash.
+    let (st, body) = api
+        .raw(
+            "publish",
+            r#"{"channel":5,"data":{}}"#,
+            &[("X-API-Key", KEY)],
+        )
+        .await;
+    assert_eq!((st, body.as_str()), (400, "Bad Request\n"));
     assert_eq!(
         api.call("presence", json!({"channel": "plain"})).await["error"]["code"],
         108
