@@ -91,3 +91,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Every time parameter of the server API takes any integer: the call
+    /// succeeds or answers 107, never panics (debug builds check overflow).
+    #[test]
+    fn api_time_params_never_panic(t in prop_oneof![any::<i64>(), Just(i64::MAX), Just(i64::MIN), Just(0i64), -5_000_000_000_000i64..5_000_000_000_000i64],
+                                   which in 0usize..6) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let exec = Executor::new(node());
+        let (method, params) = match which {
+            0 => ("block_user", json!({"user": "u", "expire_at": t})),
+            1 => ("revoke_token", json!({"uid": "j", "expire_at": t})),
+            2 => ("invalidate_user_tokens", json!({"user": "u", "issued_before": t})),
+            3 => ("invalidate_user_tokens", json!({"user": "u", "expire_at": t, "channel": "chat:a"})),
+            4 => ("subscribe", json!({"user": "u", "channel": "chat:a", "expire_at": t})),
+            _ => ("refresh", json!({"user": "u", "expire_at": t})),
+        };
+        let raw = serde_json::value::to_raw_value(&params).unwrap();
+        match rt.block_on(exec.call(method, &raw)) {
+            Ok(_) => {}
+            Err(e) => prop_assert_eq!(e.code, 107, "{} {}", method, params),
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod cli;
 mod config_file;
+mod conformance;
 mod fuzz;
 mod helpers;
 mod protect;
