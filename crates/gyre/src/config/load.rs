@@ -4,6 +4,7 @@
 
 use super::ConfigError;
 use super::compat;
+use super::env_namespaces;
 use super::types::Config;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -220,6 +221,9 @@ fn apply_env(
         }
         let (path, default) = if let Some((p, d)) = known.remove(name) {
             (p, d)
+        } else if env_namespaces::is_option_var(name) {
+            // Read once every namespace list is final, below.
+            continue;
         } else if let Some((p, warning)) = compat::v5_env(name)
             && let Some(d) = default_of(p)
         {
@@ -232,17 +236,25 @@ fn apply_env(
         if let Some(switch) = compat::env_turns_on(name) {
             set_path(tree, switch, Value::Bool(true));
         }
-        let value = env_value(raw, default).map_err(|reason| ConfigError::Env {
+        let value = if env_namespaces::is_list(&path) {
+            let current = tree.pointer(&format!("/{}", path.replace('.', "/")));
+            env_namespaces::list_value(name, raw, current, warnings)
+        } else {
+            env_value(raw, default).map(Some)
+        }
+        .map_err(|reason| ConfigError::Env {
             name: name.clone(),
             reason,
         })?;
-        set_path(tree, &path, value);
+        if let Some(value) = value {
+            set_path(tree, &path, value);
+        }
     }
-    Ok(())
+    env_namespaces::apply_options(tree, env, unknown)
 }
 
 /// Parses an environment value by the type of the key's default.
-fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
+pub(super) fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
     match default {
         Value::Bool(_) => match raw {
             "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(Value::Bool(true)),

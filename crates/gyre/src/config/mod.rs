@@ -5,6 +5,7 @@ mod backend;
 pub mod channel;
 mod compat;
 pub mod duration;
+mod env_namespaces;
 pub mod load;
 mod selectors;
 pub mod types;

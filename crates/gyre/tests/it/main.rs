@@ -5,6 +5,7 @@ mod abuse;
 mod api;
 mod auth;
 mod cli;
+mod config_env;
 mod config_file;
 mod conformance;
 mod fuzz;
