@@ -46,7 +46,10 @@ c.run('js_recovery', 25000, async () => {
   c.assertEq(s2.wasRecovering, true, 'wasRecovering after reconnect');
   c.assertEq(s2.recovered, true, 'recovered after reconnect');
   c.assertEq(s2.hasRecoveredPublications, true, 'hasRecoveredPublications');
-  c.assertEq(s2.streamPosition, { offset: 4, epoch }, 'stream position after recovery');
+  // Centrifugo answers a successful recovery with the position the client
+  // recovered from (centrifuge client.go: res.Offset = req.Offset); the SDK
+  // catches up while it processes the recovered publications.
+  c.assertEq(s2.streamPosition, { offset: 1, epoch }, 'stream position recovered from');
   await got4;
   await c.sleep(200);
   c.assertEq(received.map((p) => p.data.n), [1, 2, 3, 4], 'publications seen, in order, without duplicates');

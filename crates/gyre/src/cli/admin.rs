@@ -72,9 +72,37 @@ pub struct InvalidateArgs {
     /// How long the invalidation is kept, e.g. 24h.
     #[arg(long = "expire-in")]
     pub expire_in: Option<String>,
+    /// Only the user's subscription tokens for this channel (default: the
+    /// user's connection tokens).
+    #[arg(long)]
+    pub channel: Option<String>,
     /// Audit reason.
     #[arg(long)]
     pub reason: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub api: ApiArgs,
+}
+
+/// `unrevoke-token` (Gyre extension).
+#[derive(Args, Debug)]
+pub struct UnrevokeArgs {
+    /// Token id (the JWT's jti) whose revocation is removed.
+    pub uid: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub api: ApiArgs,
+}
+
+/// `clear-user-tokens-invalidation` (Gyre extension).
+#[derive(Args, Debug)]
+pub struct ClearInvalidationArgs {
+    /// User id.
+    pub user: String,
+    /// Remove the invalidation of this channel's subscription tokens
+    /// instead of the one of the user's connection tokens.
+    #[arg(long)]
+    pub channel: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub api: ApiArgs,
@@ -126,7 +154,9 @@ pub(super) fn run(cmd: &Cmd, cfg: &Config) -> ExitCode {
         Cmd::UnblockUser(a) => Ok(("unblock_user", json!({"user": a.user}), &a.api)),
         Cmd::RevokeToken(a) => expire_at(&a.expire_in).map(|e| ("revoke_token", json!({"uid": a.uid, "expire_at": e, "reason": a.reason}), &a.api)),
         Cmd::InvalidateUserTokens(a) => expire_at(&a.expire_in)
-            .map(|e| ("invalidate_user_tokens", json!({"user": a.user, "issued_before": a.issued_before, "expire_at": e, "reason": a.reason}), &a.api)),
+            .map(|e| ("invalidate_user_tokens", json!({"user": a.user, "channel": a.channel, "issued_before": a.issued_before, "expire_at": e, "reason": a.reason}), &a.api)),
+        Cmd::UnrevokeToken(a) => Ok(("unrevoke_token", json!({"uid": a.uid}), &a.api)),
+        Cmd::ClearUserTokensInvalidation(a) => Ok(("clear_user_tokens_invalidation", json!({"user": a.user, "channel": a.channel}), &a.api)),
         Cmd::Connections(a) => Ok(("connections", json!({"user": a.user}), &a.api)),
         Cmd::BlockList(a) => Ok(("block_list", json!({}), a)),
         _ => return ExitCode::FAILURE,

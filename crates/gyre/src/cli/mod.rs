@@ -121,8 +121,13 @@ pub enum Cmd {
     UnblockUser(admin::UserArgs),
     /// Revoke a token by its jti on a running server.
     RevokeToken(admin::RevokeArgs),
-    /// Invalidate a user's tokens issued before a time on a running server.
+    /// Invalidate a user's tokens issued before a time on a running server
+    /// (connection tokens; with --channel, that channel's subscription tokens).
     InvalidateUserTokens(admin::InvalidateArgs),
+    /// Remove a token revocation on a running server (Gyre extension).
+    UnrevokeToken(admin::UnrevokeArgs),
+    /// Remove a user's token invalidation on a running server (Gyre extension).
+    ClearUserTokensInvalidation(admin::ClearInvalidationArgs),
     /// Show a user's live connections on a running server.
     Connections(admin::UserArgs),
     /// List active blocks on a running server (Gyre extension).
@@ -242,6 +247,8 @@ pub fn main() -> ExitCode {
             | Cmd::UnblockUser(_)
             | Cmd::RevokeToken(_)
             | Cmd::InvalidateUserTokens(_)
+            | Cmd::UnrevokeToken(_)
+            | Cmd::ClearUserTokensInvalidation(_)
             | Cmd::Connections(_)
             | Cmd::BlockList(_)),
         ) => {

@@ -288,3 +288,177 @@ fn server_env_and_flags_then_admin_verbs() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A server started from the binary for the admin-verb tests, killed when
+/// dropped (also when an assertion fails first).
+struct Running {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(key: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::json!({"http_api": {"key": key}, "health": {"enabled": true}}).to_string(),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gyre"))
+            .args(["-p", &port.to_string()])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Running { child, port, dir };
+        for _ in 0..100 {
+            if health_ok(port) {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("server did not start on port {port}");
+    }
+
+    /// Runs a verb with `-c config.json`, so the API address and key come
+    /// from the server's own config and its `-p` override.
+    fn verb(&self, args: &[&str]) -> Output {
+        let port = self.port.to_string();
+        let mut all = vec!["-c", "config.json", "-p", &port];
+        all.extend_from_slice(args);
+        gyre(&all, self.dir.path())
+    }
+
+    /// Calls the server API directly and returns the whole answer.
+    fn api(&self, method: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/api/{method}", self.port);
+        let key = serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(self.dir.path().join("config.json")).unwrap(),
+        )
+        .unwrap()["http_api"]["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                reqwest::Client::new()
+                    .post(url)
+                    .header("X-API-Key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn unrevoke_and_channel_invalidation_verbs() {
+    use serde_json::json;
+    let s = Running::start("verbkey");
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "{}");
+    };
+    // revoke-token, then unrevoke-token removes the entry.
+    ok(s.verb(&["revoke-token", "jti-9", "--expire-in", "10m"]));
+    let listed = s.api("revoked_tokens", json!({}));
+    assert_eq!(listed["result"]["tokens"][0]["uid"], "jti-9", "{listed}");
+    ok(s.verb(&["unrevoke-token", "jti-9"]));
+    assert_eq!(
+        s.api("revoked_tokens", json!({})),
+        json!({"result": {"tokens": []}})
+    );
+    // invalidate-user-tokens with and without --channel: two entries.
+    ok(s.verb(&[
+        "invalidate-user-tokens",
+        "42",
+        "--channel",
+        "$chat:s",
+        "--expire-in",
+        "1h",
+        "--reason",
+        "leak",
+    ]));
+    ok(s.verb(&["invalidate-user-tokens", "42"]));
+    let channels = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["result"]["invalidations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|i| {
+                assert_eq!(i["user"], "42", "{i}");
+                i["channel"].clone()
+            })
+            .collect()
+    };
+    let listed = s.api("user_tokens_invalidations", json!({"user": "42"}));
+    let mut got = channels(&listed);
+    got.sort_by_key(|c| c.to_string());
+    assert_eq!(got, vec![json!("$chat:s"), json!(null)], "{listed}");
+    let with_channel = listed["result"]["invalidations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["channel"] == "$chat:s")
+        .unwrap()
+        .clone();
+    assert_eq!(with_channel["reason"], "leak");
+    assert!(with_channel["expire_at"].as_i64().unwrap() > 0);
+    // clear-user-tokens-invalidation --channel removes only that channel's
+    // entry; without --channel, the connection-token one.
+    ok(s.verb(&[
+        "clear-user-tokens-invalidation",
+        "42",
+        "--channel",
+        "$chat:s",
+    ]));
+    let listed = s.api("user_tokens_invalidations", json!({"user": "42"}));
+    assert_eq!(channels(&listed), vec![json!(null)], "{listed}");
+    ok(s.verb(&["clear-user-tokens-invalidation", "42"]));
+    assert_eq!(
+        s.api("user_tokens_invalidations", json!({})),
+        json!({"result": {"invalidations": []}})
+    );
+    // An API error is exit status 1 with the method and the error.
+    let o = s.verb(&["unrevoke-token", ""]);
+    assert!(
+        !o.status.success()
+            && text(&o).contains("unrevoke_token failed")
+            && text(&o).contains("107"),
+        "{}",
+        text(&o)
+    );
+    let o = s.verb(&["clear-user-tokens-invalidation", ""]);
+    assert!(
+        !o.status.success() && text(&o).contains("clear_user_tokens_invalidation failed"),
+        "{}",
+        text(&o)
+    );
+    // Both verbs are listed in the help.
+    let o = s.verb(&["--help"]);
+    assert!(
+        text(&o).contains("unrevoke-token") && text(&o).contains("clear-user-tokens-invalidation"),
+        "{}",
+        text(&o)
+    );
+}
