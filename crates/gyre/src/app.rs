@@ -179,7 +179,7 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 
 /// Binds and starts serving.
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
-    let node = Node::new(cfg)?;
+    let node = Node::start(cfg).await?;
     let c = node.cfg().clone();
     let main_addr = bind_addr(&c.http_server.address, c.http_server.port);
     let listener = listen(&main_addr).await.map_err(|e| {
@@ -222,7 +222,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         node.clone(),
         http_tracker.clone(),
     )));
-    node.spawn_maintenance();
     Ok(Server {
         addr,
         internal_addr,

@@ -27,6 +27,13 @@ pub struct Metrics {
     pub http_pending_evicted: AtomicU64,
     /// Requests answered 501 for a `Transfer-Encoding` other than `chunked`.
     pub http_bad_transfer_encoding: AtomicU64,
+    /// Protective store operations that failed (writes answered 100, loads,
+    /// version checks).
+    pub protect_store_errors: AtomicU64,
+    /// Protective changes heard from another node through a store.
+    pub protect_notifications: AtomicU64,
+    /// Full reloads of a feature's entries from its store.
+    pub protect_reloads: AtomicU64,
     /// Server API requests whose body did not arrive within `http_server.read_timeout`.
     pub http_body_timeouts: AtomicU64,
     /// Connections closed with 3008 because replies and queued pushes
@@ -175,6 +182,21 @@ pub(crate) fn render(node: &Node) -> String {
         "gyre_publication_deliveries_total",
         "Publications handed to local subscribers' queues.",
         &m.deliveries,
+    );
+    counter(
+        "gyre_protect_store_errors_total",
+        "Protective store operations that failed (writes answered with error 100, loads, version checks).",
+        &m.protect_store_errors,
+    );
+    counter(
+        "gyre_protect_notifications_total",
+        "Protective changes heard from other nodes through the store.",
+        &m.protect_notifications,
+    );
+    counter(
+        "gyre_protect_reloads_total",
+        "Full reloads of protective entries from a store.",
+        &m.protect_reloads,
     );
     counter(
         "gyre_http_pending_evicted_total",

@@ -190,8 +190,8 @@ pub(super) struct ClearInvalidation {
 }
 
 /// `clear_user_tokens_invalidation` (Gyre extension): removes a user's
-/// invalidation (or, with `channel`, that channel's), e.g. one made with an
-/// `issued_before` in the wrong unit.
+/// invalidation (or, with `channel`, that channel's), e.g. one made for the
+/// wrong user or with a cut-off later than intended.
 pub(super) async fn clear_user_tokens_invalidation(
     node: &Node,
     p: ClearInvalidation,

@@ -606,10 +606,21 @@ impl Default for Shutdown {
 pub struct ProtectFeature {
     /// `enabled`: on by default, as in Centrifugo PRO; `false` turns the methods off (108).
     pub enabled: bool,
-    /// `storage_type`: `""`/`memory` (only memory is supported so far).
+    /// `storage_type`: `""`/`memory` (default, lost on restart), `redis`
+    /// (the `redis` section below, exactly one address) or `database`
+    /// (PostgreSQL, `database.postgresql.dsn`).
     pub storage_type: StorageType,
-    /// `redis`: Redis storage settings (for `storage_type=redis`, not supported yet).
+    /// `redis`: Redis storage settings (for `storage_type=redis`).
     pub redis: Option<Redis>,
+    /// `reload_interval` (Gyre extension): how often each node checks the
+    /// store's version and reloads every entry when it moved, repairing
+    /// whatever a lost notification missed (10s; every 30 checks it reloads
+    /// regardless). Only with persistent storage.
+    pub reload_interval: Dur,
+    /// `start_without_storage` (Gyre extension): when the store cannot be
+    /// reached at start, start anyway and keep retrying (enforcing nothing
+    /// until the first load) instead of refusing to start (default false).
+    pub start_without_storage: bool,
     /// `disconnect_code`: Gyre extension: close code for affected connections
     /// (3503 for `user_block`, 3014 for the other two).
     pub disconnect_code: u16,
@@ -623,6 +634,8 @@ impl Default for ProtectFeature {
             enabled: true,
             storage_type: StorageType::Memory,
             redis: None,
+            reload_interval: Dur::secs(10),
+            start_without_storage: false,
             disconnect_code: 0,
             disconnect_reason: String::new(),
         }

@@ -4,6 +4,78 @@
 
 use super::{Config, ConfigError, EngineType, StorageType};
 
+/// A feature's storage must be one Gyre can keep entries in for sure: a
+/// config that asks for persistence either gets it or does not start.
+fn validate_storage(
+    c: &Config,
+    key: &str,
+    f: &crate::config::ProtectFeature,
+) -> Result<(), ConfigError> {
+    match f.storage_type {
+        StorageType::Memory => Ok(()),
+        StorageType::Database => {
+            let dsn = c
+                .database
+                .postgresql
+                .as_ref()
+                .map_or("", |p| p.dsn.as_str());
+            if !c.database.enabled || dsn.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.storage_type"),
+                    "\"database\" storage needs `database.enabled: true` and `database.postgresql.dsn`",
+                ));
+            }
+            reload_interval(key, f)
+        }
+        StorageType::Redis => {
+            let Some(r) = &f.redis else {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis"),
+                    "\"redis\" storage needs a `redis` section with one `address` (no sharing with engine.redis: it is configured explicitly, as in Centrifugo PRO)",
+                ));
+            };
+            if r.address.0.len() != 1 {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.address"),
+                    format!(
+                        "protective storage takes exactly one Redis address, got {}: entries are never sharded, since adding a shard would lose them",
+                        r.address.0.len()
+                    ),
+                ));
+            }
+            if !r.cluster_address.0.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.cluster_address"),
+                    "Redis Cluster is not supported for protective storage: a reshard could lose entries; use one Redis address",
+                ));
+            }
+            if !r.sentinel_address.0.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.sentinel_address"),
+                    "Redis Sentinel is not supported for protective storage yet; use one Redis address",
+                ));
+            }
+            if r.tls.enabled || r.address.0[0].starts_with("rediss://") {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.tls"),
+                    "TLS to Redis is not supported for protective storage yet",
+                ));
+            }
+            reload_interval(key, f)
+        }
+    }
+}
+
+fn reload_interval(key: &str, f: &crate::config::ProtectFeature) -> Result<(), ConfigError> {
+    if f.reload_interval.is_zero() {
+        return Err(ConfigError::invalid(
+            &format!("{key}.reload_interval"),
+            "must be positive (default 10s)",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     if !["none", "trace", "debug", "info", "warn", "error", "fatal"].contains(&c.log.level.as_str())
     {
@@ -125,15 +197,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("token_revoke", &c.token_revoke),
         ("user_tokens_invalidate", &c.user_tokens_invalidate),
     ] {
-        if f.storage_type != StorageType::Memory {
-            return Err(ConfigError::invalid(
-                &format!("{key}.storage_type"),
-                format!(
-                    "{:?} storage is not supported by this Gyre version; remove the key to keep entries in memory",
-                    f.storage_type.as_str()
-                ),
-            ));
-        }
+        validate_storage(c, key, f)?;
         if f.disconnect_code != 0 && !(3000..=4999).contains(&f.disconnect_code) {
             return Err(ConfigError::invalid(
                 &format!("{key}.disconnect_code"),
@@ -160,7 +224,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("admin.enabled", c.admin.enabled),
         ("debug.enabled", c.debug.enabled),
         ("swagger.enabled", c.swagger.enabled),
-        ("database.enabled", c.database.enabled),
     ] {
         if on {
             return Err(ConfigError::invalid(
@@ -276,15 +339,6 @@ mod tests {
             "invalid config key `engine.type`: \"redis\" is not supported by this Gyre version; use \"memory\""
         );
         for f in ["user_block", "token_revoke", "user_tokens_invalidate"] {
-            for s in ["redis", "database"] {
-                assert_eq!(
-                    err(json!({f: {"storage_type": s}})),
-                    format!(
-                        "invalid config key `{f}.storage_type`: \"{s}\" storage is not supported by \
-                         this Gyre version; remove the key to keep entries in memory"
-                    )
-                );
-            }
             for s in ["", "memory"] {
                 let c = load_value(json!({f: {"storage_type": s}}), &[], &[])
                     .unwrap()
@@ -296,7 +350,33 @@ mod tests {
                 };
                 assert_eq!(feature.storage_type, crate::config::StorageType::Memory);
             }
+            // Persistence is either configured completely or refused.
+            assert!(
+                err(json!({f: {"storage_type": "database"}})).contains("database.postgresql.dsn")
+            );
+            assert!(err(json!({f: {"storage_type": "redis"}})).contains(&format!("`{f}.redis`")));
+            let two =
+                err(json!({f: {"storage_type": "redis", "redis": {"address": ["a:1", "b:2"]}}}));
+            assert!(
+                two.contains(&format!("`{f}.redis.address`")) && two.contains("exactly one"),
+                "{two}"
+            );
+            assert!(
+                err(json!({f: {"storage_type": "redis", "redis": {"address": "a:1", "cluster_address": ["c:1"]}}}))
+                    .contains("cluster_address")
+            );
+            load_value(
+                json!({f: {"storage_type": "redis", "redis": {"address": ["127.0.0.1:6379"]}}}),
+                &[],
+                &[],
+            )
+            .unwrap();
+            load_value(
+                json!({f: {"storage_type": "database"}, "database": {"enabled": true, "postgresql": {"dsn": "postgresql://x@127.0.0.1/db"}}}),
+                &[],
+                &[],
+            )
+            .unwrap();
         }
-        assert!(err(json!({"database": {"enabled": true}})).contains("`database.enabled`"));
     }
 }

@@ -20,11 +20,13 @@ pub mod outbox;
 mod protect;
 #[cfg(test)]
 mod protect_conformance;
+mod protect_sync;
 mod pubsub;
 
 pub use actions::{ChannelsInfo, NodeInfo, Targets};
 pub use error::NodeError;
 pub(crate) use lifecycle::Lifecycle;
+pub use protect_sync::StartError;
 
 use crate::auth::TokenVerifier;
 use crate::broker::{Broker, MemoryBroker};
@@ -53,7 +55,7 @@ pub struct ProtectCodes {
 
 /// One store per protective feature: each has its own `storage_type` in
 /// Centrifugo PRO's config.
-struct Stores {
+pub(crate) struct Stores {
     user_block: Store,
     token_revoke: Store,
     user_tokens_invalidate: Store,
@@ -79,9 +81,44 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds a node from a validated config (memory backends need no I/O,
-    /// so this does none).
+    /// Builds a node with every backend in memory (no I/O). A config with
+    /// persistent protective storage needs [`Node::start`].
     pub fn new(cfg: Config) -> Result<Arc<Self>, ConfigError> {
+        for (key, f) in [
+            ("user_block", &cfg.user_block),
+            ("token_revoke", &cfg.token_revoke),
+            ("user_tokens_invalidate", &cfg.user_tokens_invalidate),
+        ] {
+            if f.storage_type != crate::config::StorageType::Memory {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.storage_type"),
+                    "persistent storage is connected and loaded by Node::start",
+                ));
+            }
+        }
+        Self::build(cfg, Stores::memory())
+    }
+
+    /// Starts a node: connects the protective stores and loads every
+    /// unexpired entry before returning (so before any client connects),
+    /// then keeps them current in the background. Fails, naming the
+    /// feature, when a store cannot be loaded (unless the feature has
+    /// `start_without_storage`).
+    pub async fn start(cfg: Config) -> Result<Arc<Self>, StartError> {
+        let stores = Stores::from_config(&cfg)?;
+        let protect = Protect::new();
+        let pending = protect_sync::initial_load(&cfg, &stores, &protect).await?;
+        let node = Self::build_with(cfg, stores, protect)?;
+        node.spawn_protect_sync(pending);
+        node.spawn_maintenance();
+        Ok(node)
+    }
+
+    fn build(cfg: Config, stores: Stores) -> Result<Arc<Self>, ConfigError> {
+        Self::build_with(cfg, stores, Protect::new())
+    }
+
+    fn build_with(cfg: Config, stores: Stores, protect: Protect) -> Result<Arc<Self>, ConfigError> {
         let verifier = TokenVerifier::new(&cfg.client)?;
         let proxy = ProxyClient::new(&cfg.client.proxy);
         let code = |f: &crate::config::ProtectFeature, code: u16, reason: &str| {
@@ -114,12 +151,8 @@ impl Node {
             broker: Broker::Memory(MemoryBroker::new()),
             presence: Presence::Memory(MemoryPresence::new()),
             verifier,
-            protect: Protect::new(),
-            stores: Stores {
-                user_block: Store::Memory,
-                token_revoke: Store::Memory,
-                user_tokens_invalidate: Store::Memory,
-            },
+            protect,
+            stores,
             protect_codes,
             proxy,
             id: uuid::Uuid::new_v4().to_string(),

@@ -13,21 +13,19 @@ use super::error::NodeError;
 use super::handle::TokenId;
 use super::outbox::Instruction;
 use crate::metrics::Metrics;
-use crate::protect::{Change, Kind, Listed, Op, Store, TokenVerdict};
+use crate::protect::{Change, Listed, Op, TokenVerdict};
 
 impl Node {
-    fn store(&self, kind: Kind) -> &Store {
-        match kind {
-            Kind::Block => &self.stores.user_block,
-            Kind::Revoke => &self.stores.token_revoke,
-            Kind::Invalidate => &self.stores.user_tokens_invalidate,
-        }
-    }
-
-    /// Makes a protective change: store first, then the sets and live
-    /// connections. Returns how many live connections it reached.
+    /// Makes a protective change: store first (which also announces it to
+    /// the other nodes), then the sets and live connections. A store that
+    /// fails answers the error and applies nothing anywhere. Returns how
+    /// many live connections it reached.
     pub async fn protect(&self, change: Change) -> Result<usize, NodeError> {
-        self.store(change.kind()).write(&change).await?;
+        let kind = change.kind();
+        if let Err(e) = self.stores.get(kind).write(kind, &change, &self.id).await {
+            Metrics::inc(&self.metrics.protect_store_errors);
+            return Err(e.into());
+        }
         Ok(self.apply_protect(&change))
     }
 
@@ -42,6 +40,12 @@ impl Node {
             tracing::debug!(?change, "stale protective change ignored");
             return 0;
         }
+        self.apply_live(change)
+    }
+
+    /// The live-connection half of [`Node::apply_protect`], for a change
+    /// already in the sets (a reload applies the sets in bulk).
+    pub(crate) fn apply_live(&self, change: &Change) -> usize {
         match &change.op {
             Op::Block {
                 user,

@@ -219,3 +219,180 @@ async fn memory_storage_conforms() {
         .config;
     run(&Node::new(cfg).unwrap(), "conformance").await;
 }
+
+/// Test stores on the machine's services (`scripts/test.sh` makes sure they
+/// run): a Redis prefix or a PostgreSQL database of the test's own, removed
+/// afterwards. A missing service is a failure, never a skip.
+#[cfg(test)]
+pub(crate) mod services {
+    /// `host:port` of the test Redis (`GYRE_TEST_REDIS`, default the local one).
+    pub(crate) fn redis_addr() -> String {
+        std::env::var("GYRE_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".into())
+    }
+
+    /// Admin DSN of the test PostgreSQL (`GYRE_TEST_POSTGRES`).
+    pub(crate) fn postgres_admin() -> String {
+        std::env::var("GYRE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A unique name for a test's prefix or database.
+    pub(crate) fn unique(what: &str) -> String {
+        format!("gyretest_{what}_{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Deletes every key under `prefix`.
+    pub(crate) async fn drop_redis_prefix(prefix: &str) {
+        let client = redis::Client::open(format!("redis://{}", redis_addr())).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn admin() -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&postgres_admin(), tokio_postgres::NoTls)
+            .await
+            .expect("the test PostgreSQL (GYRE_TEST_POSTGRES) is reachable");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Creates a database; returns its DSN.
+    pub(crate) async fn create_database(name: &str) -> String {
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let admin = postgres_admin();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    /// Drops a database, closing its connections.
+    pub(crate) async fn drop_database(name: &str) {
+        let _ = admin()
+            .await
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+async fn storage_node(extra: serde_json::Value) -> std::sync::Arc<Node> {
+    let mut v = serde_json::json!({"log": {"level": "error"}});
+    crate::config::load::merge(&mut v, extra);
+    let cfg = crate::config::load_value(v, &[], &[]).unwrap().config;
+    Node::start(cfg).await.expect("node starts with its stores")
+}
+
+fn all_features(storage: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "user_block": storage.clone(),
+        "token_revoke": storage.clone(),
+        "user_tokens_invalidate": storage,
+    })
+}
+
+#[tokio::test]
+async fn redis_storage_conforms() {
+    let prefix = services::unique("conf");
+    let node = storage_node(all_features(serde_json::json!({
+        "storage_type": "redis",
+        "redis": {"address": services::redis_addr(), "prefix": prefix}
+    })))
+    .await;
+    run(&node, "conformance").await;
+    // The same entries are in Redis, for the next node to load.
+    // What is left (a block, invalidations; the revocation was undone) is
+    // in the store, for the next node to load.
+    for kind in [
+        crate::protect::Kind::Block,
+        crate::protect::Kind::Invalidate,
+    ] {
+        let loaded = node.stores.get(kind).load(kind).await.unwrap();
+        assert!(!loaded.is_empty(), "{kind:?} entries stored");
+    }
+    let revoke = crate::protect::Kind::Revoke;
+    assert!(
+        node.stores
+            .get(revoke)
+            .load(revoke)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    expired_entries_are_deleted(&node).await;
+    services::drop_redis_prefix(&prefix).await;
+}
+
+#[tokio::test]
+async fn postgres_storage_conforms() {
+    let db = services::unique("conf");
+    let dsn = services::create_database(&db).await;
+    let mut cfg = all_features(serde_json::json!({"storage_type": "database"}));
+    crate::config::load::merge(
+        &mut cfg,
+        serde_json::json!({"database": {"enabled": true, "postgresql": {"dsn": dsn}}}),
+    );
+    let node = storage_node(cfg).await;
+    run(&node, "conformance").await;
+    // What is left (a block, invalidations; the revocation was undone) is
+    // in the store, for the next node to load.
+    for kind in [
+        crate::protect::Kind::Block,
+        crate::protect::Kind::Invalidate,
+    ] {
+        let loaded = node.stores.get(kind).load(kind).await.unwrap();
+        assert!(!loaded.is_empty(), "{kind:?} entries stored");
+    }
+    let revoke = crate::protect::Kind::Revoke;
+    assert!(
+        node.stores
+            .get(revoke)
+            .load(revoke)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    expired_entries_are_deleted(&node).await;
+    drop(node);
+    services::drop_database(&db).await;
+}
+
+/// Entries past `expire_at` leave the store when it is purged, and the
+/// version of a feature moves with every write.
+async fn expired_entries_are_deleted(node: &Node) {
+    use crate::protect::Kind;
+    let now = crate::auth::now();
+    let store = node.stores.get(Kind::Block);
+    let before = store.version(Kind::Block).await.unwrap();
+    node.protect(Change::now(Op::Block {
+        user: "short-lived".into(),
+        expire_at: now + 1,
+        reason: None,
+    }))
+    .await
+    .unwrap();
+    assert!(store.version(Kind::Block).await.unwrap() > before);
+    let has = |changes: &[Change]| {
+        changes
+            .iter()
+            .any(|c| matches!(&c.op, Op::Block { user, .. } if user == "short-lived"))
+    };
+    assert!(has(&store.load(Kind::Block).await.unwrap()));
+    while crate::auth::now() <= now + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(store.purge_expired(Kind::Block).await.unwrap() >= 1);
+    assert!(!has(&store.load(Kind::Block).await.unwrap()));
+}

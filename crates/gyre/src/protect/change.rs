@@ -9,9 +9,12 @@
 //! unblock does not re-block the user, and a duplicate is harmless.
 
 use super::Kind;
+use serde::{Deserialize, Serialize};
 
-/// What a change does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a change does. Serialized (for store notifications) as
+/// `{"block":{"user":...}}` and so on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// `block_user`: refuse and close the user's connections.
     Block {
@@ -67,7 +70,7 @@ pub enum Op {
 }
 
 /// A protective change and when it was made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Unix milliseconds when the change was made (its version).
     pub at_ms: i64,

@@ -56,7 +56,8 @@ pub struct Invalidation {
 }
 
 /// Which feature (and table) an entry or change belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// `block_user`.
     Block,
@@ -64,6 +65,21 @@ pub enum Kind {
     Revoke,
     /// `invalidate_user_tokens`.
     Invalidate,
+}
+
+impl Kind {
+    /// The three kinds.
+    pub const ALL: [Kind; 3] = [Kind::Block, Kind::Revoke, Kind::Invalidate];
+
+    /// The feature's config section and store name (`user_block`,
+    /// `token_revoke`, `user_tokens_invalidate`).
+    pub fn feature(self) -> &'static str {
+        match self {
+            Kind::Block => "user_block",
+            Kind::Revoke => "token_revoke",
+            Kind::Invalidate => "user_tokens_invalidate",
+        }
+    }
 }
 
 /// One listed entry (inspect APIs).
@@ -468,7 +484,7 @@ impl Protect {
     }
 
     /// Live invalidations (of connection tokens, and of channels'
-    /// subscription tokens), one user's or all, ordered by user then channel.
+    /// subscription tokens), one user's or all, in table-key order.
     pub fn list_invalidations(&self, user: Option<&str>, now: i64) -> Vec<Listed> {
         self.invalidations
             .list(None, usize::MAX, |_, i| i.entry.live(now))
@@ -494,6 +510,72 @@ impl Protect {
                 })
             })
             .collect()
+    }
+
+    /// Makes the `kind` table match a store's full set of entries
+    /// (`loaded`, read from the store starting at `snapshot_ms`): applies
+    /// every loaded entry (newer wins, as any change), and removes entries
+    /// the store no longer has, unless they were made after the snapshot
+    /// began (their write may not be in it). Returns the changes that took
+    /// effect, for the node to apply to live connections.
+    pub fn reconcile(&self, kind: Kind, loaded: Vec<Change>, snapshot_ms: i64) -> Vec<Change> {
+        let keys: std::collections::HashSet<String> =
+            loaded.iter().map(|c| c.key().into_owned()).collect();
+        // Entries this node already has, as stored, need nothing.
+        let mut effective: Vec<Change> = loaded
+            .into_iter()
+            .filter(|c| self.created_ms(kind, &c.key()) != Some(c.at_ms) && self.apply(c))
+            .collect();
+        let mut gone = Vec::new();
+        let mut collect = |k: &Key, created_ms: i64| {
+            if created_ms < snapshot_ms {
+                let key = k.to_string_lossless();
+                if !keys.contains(&key) {
+                    gone.push(key);
+                }
+            }
+        };
+        match kind {
+            Kind::Block => self.blocks.for_each(|k, e| collect(k, e.created_ms)),
+            Kind::Revoke => self.revoked.for_each(|k, e| collect(k, e.created_ms)),
+            Kind::Invalidate => self
+                .invalidations
+                .for_each(|k, i| collect(k, i.entry.created_ms)),
+        }
+        for key in gone {
+            let op = match kind {
+                Kind::Block => Op::Unblock { user: key },
+                Kind::Revoke => Op::Unrevoke { uid: key },
+                Kind::Invalidate => match change::split_channel_key(&key) {
+                    Some((u, ch)) => Op::ClearInvalidation {
+                        user: u.to_string(),
+                        channel: Some(ch.to_string()),
+                    },
+                    None => Op::ClearInvalidation {
+                        user: key,
+                        channel: None,
+                    },
+                },
+            };
+            let c = Change {
+                at_ms: snapshot_ms,
+                op,
+            };
+            if self.apply(&c) {
+                effective.push(c);
+            }
+        }
+        effective
+    }
+
+    /// The version (`created_ms`) of an entry, if present.
+    fn created_ms(&self, kind: Kind, key: &str) -> Option<i64> {
+        let k = KeyRef::new(key);
+        match kind {
+            Kind::Block => self.blocks.get(&k).map(|e| e.created_ms),
+            Kind::Revoke => self.revoked.get(&k).map(|e| e.created_ms),
+            Kind::Invalidate => self.invalidations.get(&k).map(|i| i.entry.created_ms),
+        }
     }
 
     /// Sizes of the three tables (including not yet swept entries).

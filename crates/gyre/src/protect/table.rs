@@ -79,6 +79,15 @@ impl<K: Hash + Eq + Clone + Ord, V: Copy> Sharded<K, V> {
         Some(removed)
     }
 
+    /// Calls `f` with every entry, one shard read-locked at a time.
+    pub(super) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for s in &self.shards {
+            for (k, v) in s.read().iter() {
+                f(k, v);
+            }
+        }
+    }
+
     pub(super) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
         let mut dropped = 0;
         for s in &self.shards {

@@ -1,0 +1,343 @@
+//! Protective entries in one Redis (docs/persistence.md "Redis layout").
+//! Per feature (`user_block`, `token_revoke`, `user_tokens_invalidate`),
+//! under the feature's `redis.prefix`:
+//!
+//! * `<prefix>.protect.<feature>`: hash, key → JSON record
+//!   `{"c":created_ms,"e":expire_at,"b":issued_before,"r":reason}`;
+//! * `<prefix>.protect.<feature>.expire`: sorted set, key → `expire_at`
+//!   (entries that expire), for deleting expired entries by score;
+//! * `<prefix>.protect.<feature>.version`: counter bumped by every write;
+//! * `<prefix>.protect.<feature>.changes`: pub/sub channel of the changes.
+//!
+//! A write is one Lua script, so the merge, the version bump and the
+//! announcement are atomic. Never sharded: a second address is refused at
+//! start (config validation), since moving keys between shards would lose
+//! entries.
+
+use super::{Heard, Kind, Notice, Record, StoreError, unavailable};
+use crate::config::Redis as RedisCfg;
+use crate::protect::change::{Change, Op};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Stores a change: merge rules as `Protect::apply` (a block or undo older
+/// than the stored entry is ignored; a revocation keeps the later expiry;
+/// a live invalidation only moves forward), then bumps the version and
+/// publishes. Returns 1 if the entry changed, 0 if the change was stale.
+const WRITE: &str = r#"
+local function later(a, b)
+  if a == 0 or b == 0 then return 0 end
+  if a > b then return a end
+  return b
+end
+local function num(n) return string.format('%.0f', n) end
+local mode, field, at, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local raw = redis.call('HGET', KEYS[1], field)
+local old = nil
+if raw then old = cjson.decode(raw) end
+local changed = 1
+if mode == 'del' then
+  if old and old.c > at then return 0 end
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('ZREM', KEYS[2], field)
+else
+  local c, e, b = at, tonumber(ARGV[5]), tonumber(ARGV[6])
+  local r = nil
+  if ARGV[7] ~= '' then r = ARGV[8] end
+  if old then
+    if mode == 'block' then
+      if old.c > at then return 0 end
+    elseif mode == 'revoke' then
+      e = later(old.e, e)
+      if old.c > c then c = old.c end
+    elseif mode == 'invalidate' then
+      if old.e == 0 or old.e > now then
+        if old.b and old.b > b then b = old.b end
+        e = later(old.e, e)
+        if old.c > c then c = old.c end
+      end
+    end
+    if r == nil and old.r then r = old.r end
+  end
+  local json = '{"c":' .. num(c) .. ',"e":' .. num(e)
+  if mode == 'invalidate' then json = json .. ',"b":' .. num(b) end
+  if r ~= nil then json = json .. ',"r":' .. cjson.encode(r) end
+  json = json .. '}'
+  redis.call('HSET', KEYS[1], field, json)
+  if e > 0 then
+    redis.call('ZADD', KEYS[2], e, field)
+  else
+    redis.call('ZREM', KEYS[2], field)
+  end
+end
+redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', KEYS[4], ARGV[9])
+return changed
+"#;
+
+/// Deletes up to 1,000 entries whose `expire_at` is at or before ARGV[1].
+const PURGE: &str = r#"
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+return #gone
+"#;
+
+/// One feature's Redis store. Connects lazily (and again after a failure
+/// to connect), so a node may start while Redis is down when asked to.
+pub struct RedisStore {
+    client: redis::Client,
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    connect_timeout: Duration,
+    prefix: String,
+    io_timeout: Duration,
+    write: redis::Script,
+    purge: redis::Script,
+}
+
+impl RedisStore {
+    /// A store for a validated one-address section; no I/O yet.
+    pub fn new(cfg: &RedisCfg) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(connection_info(cfg)?)
+            .map_err(|e| unavailable("redis address", e))?;
+        Ok(RedisStore {
+            client,
+            conn: tokio::sync::OnceCell::new(),
+            connect_timeout: cfg.connect_timeout.0,
+            prefix: cfg.prefix.clone(),
+            io_timeout: cfg.io_timeout.0,
+            write: redis::Script::new(WRITE),
+            purge: redis::Script::new(PURGE),
+        })
+    }
+
+    /// The connection (made on first use, within `connect_timeout`); once
+    /// made it reconnects by itself.
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.conn
+            .get_or_try_init(|| async {
+                let mcfg = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.io_timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(2));
+                tokio::time::timeout(
+                    self.connect_timeout + self.io_timeout,
+                    ConnectionManager::new_with_config(self.client.clone(), mcfg),
+                )
+                .await
+                .map_err(|_| unavailable("redis", "connect timed out"))?
+                .map_err(|e| unavailable("redis connect", e))
+            })
+            .await
+            .cloned()
+    }
+
+    fn key(&self, kind: Kind, suffix: &str) -> String {
+        format!("{}.protect.{}{suffix}", self.prefix, kind.feature())
+    }
+
+    /// Bounds one request by `io_timeout` (the connection manager has its
+    /// own response timeout; this also covers reconnect attempts).
+    async fn timed<T>(
+        &self,
+        what: &str,
+        f: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.io_timeout, f)
+            .await
+            .map_err(|_| unavailable(what, "timed out"))?
+            .map_err(|e| unavailable(what, e))
+    }
+
+    pub(super) async fn write(
+        &self,
+        kind: Kind,
+        change: &Change,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        let rec = super::Record::of(change);
+        let mode = match (&change.op, kind) {
+            (Op::Unblock { .. } | Op::Unrevoke { .. } | Op::ClearInvalidation { .. }, _) => "del",
+            (_, Kind::Block) => "block",
+            (_, Kind::Revoke) => "revoke",
+            (_, Kind::Invalidate) => "invalidate",
+        };
+        let notice = serde_json::to_string(&Notice {
+            node: node.to_string(),
+            change: change.clone(),
+        })
+        .map_err(|e| unavailable("encode change", e))?;
+        let (expire_at, issued_before, reason) = match &rec {
+            Some(r) => (r.expire_at, r.issued_before.unwrap_or(0), r.reason.clone()),
+            None => (0, 0, None),
+        };
+        let mut inv = self.write.prepare_invoke();
+        inv.key(self.key(kind, ""))
+            .key(self.key(kind, ".expire"))
+            .key(self.key(kind, ".version"))
+            .key(self.key(kind, ".changes"))
+            .arg(mode)
+            .arg(change.key().as_ref())
+            .arg(change.at_ms)
+            .arg(crate::auth::now())
+            .arg(expire_at)
+            .arg(issued_before)
+            .arg(if reason.is_some() { "1" } else { "" })
+            .arg(reason.unwrap_or_default())
+            .arg(notice);
+        let mut conn = self.conn().await?;
+        let _: i64 = self
+            .timed("redis write", inv.invoke_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn load(&self, kind: Kind, now: i64) -> Result<Vec<Record>, StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.key(kind, "");
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = self
+                .timed(
+                    "redis load",
+                    redis::cmd("HSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(10_000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            for (field, value) in page {
+                let Ok(mut rec) = serde_json::from_str::<Record>(&value) else {
+                    tracing::warn!(key, field, "unreadable protective entry in Redis skipped");
+                    continue;
+                };
+                if rec.expire_at == 0 || rec.expire_at > now {
+                    rec.key = field;
+                    out.push(rec);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn version(&self, kind: Kind) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        let v: Option<i64> = self
+            .timed("redis version", conn.get(self.key(kind, ".version")))
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub(super) async fn purge_expired(&self, kind: Kind, now: i64) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut total = 0;
+        loop {
+            let mut inv = self.purge.prepare_invoke();
+            inv.key(self.key(kind, ""))
+                .key(self.key(kind, ".expire"))
+                .arg(now);
+            let n: u64 = self
+                .timed("redis purge", inv.invoke_async(&mut conn))
+                .await?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Listens to the feature's change channel until `stop`, reconnecting
+    /// after a failure (1 s apart); reports every (re)connection so the
+    /// node reloads what it may have missed.
+    pub async fn listen(
+        &self,
+        kind: Kind,
+        tx: mpsc::Sender<Heard>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let channel = self.key(kind, ".changes");
+        loop {
+            let session = async {
+                let mut ps = self
+                    .client
+                    .get_async_pubsub()
+                    .await
+                    .map_err(|e| unavailable("redis pubsub", e))?;
+                ps.subscribe(&channel)
+                    .await
+                    .map_err(|e| unavailable("redis subscribe", e))?;
+                if tx.send(Heard::Connected).await.is_err() {
+                    return Ok(());
+                }
+                let mut messages = ps.on_message();
+                while let Some(msg) = messages.next().await {
+                    let Ok(payload) = msg.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Notice>(&payload) {
+                        Ok(n) => {
+                            if tx.send(Heard::Change(n)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "unreadable protective change"),
+                    }
+                }
+                Err(unavailable("redis pubsub", "connection closed"))
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = session => match r {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(feature = kind.feature(), error = %e, "protective change listener lost Redis; retrying"),
+                },
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// The connection info of a validated one-address section: `host:port` or
+/// a `redis://` URL, with `db`, `user` and `password` from their keys when
+/// set (a URL's own credentials otherwise).
+fn connection_info(cfg: &RedisCfg) -> Result<redis::ConnectionInfo, StoreError> {
+    use redis::IntoConnectionInfo;
+    let addr = cfg.address.0.first().map(String::as_str).unwrap_or("");
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("redis://{addr}")
+    };
+    // The message names the problem, never the address (it may hold a password).
+    let info = url
+        .as_str()
+        .into_connection_info()
+        .map_err(|_| unavailable("redis address", "not a host:port or redis:// URL"))?;
+    let mut settings = info.redis_settings().clone();
+    if cfg.db != 0 {
+        settings = settings.set_db(cfg.db as i64);
+    }
+    if !cfg.user.is_empty() {
+        settings = settings.set_username(&cfg.user);
+    }
+    if !cfg.password.is_empty() {
+        settings = settings.set_password(&cfg.password);
+    }
+    Ok(info.set_redis_settings(settings))
+}
