@@ -564,20 +564,35 @@ mod tests {
     }
 
     #[test]
-    fn pro_v3_v4_persist_is_refused_at_start_naming_the_key() {
+    fn pro_v3_v4_persist_loads_as_database_storage() {
         for (written, v6) in [
             ("user_block", "user_block"),
             ("token_revoke", "token_revoke"),
             ("user_token_invalidate", "user_tokens_invalidate"),
         ] {
-            let e = start_error(json!({"database": {"dsn": DSN}, written: {"persist": true}}));
-            assert_eq!(
-                e,
-                format!(
-                    "invalid config key `{v6}.storage_type`: \"database\" storage is not supported \
-                     by this Gyre version; remove the key to keep entries in memory (set by the \
-                     Centrifugo PRO v3/v4 key \"{written}.persist\")"
-                )
+            let l = load_value(
+                json!({"database": {"dsn": DSN}, written: {"persist": true}}),
+                &[],
+                &[],
+            )
+            .unwrap();
+            let c = &l.config;
+            let f = match v6 {
+                "user_block" => &c.user_block,
+                "token_revoke" => &c.token_revoke,
+                _ => &c.user_tokens_invalidate,
+            };
+            assert_eq!(f.storage_type, StorageType::Database, "{written}");
+            assert!(c.database.enabled);
+            assert_eq!(c.database.postgresql.as_ref().unwrap().dsn, DSN);
+            // A persist without a DSN is refused, naming the old key.
+            let e = start_error(json!({written: {"persist": true}}));
+            assert!(e.contains(&format!("`{v6}.storage_type`")), "{e}");
+            assert!(
+                e.ends_with(&format!(
+                    "(set by the Centrifugo PRO v3/v4 key \"{written}.persist\")"
+                )),
+                "{e}"
             );
         }
     }
@@ -631,15 +646,22 @@ mod tests {
                  \"user_block.redis.password\"",
             ]
         );
-        let e = start_error(json!({
-            "token_revoke": {"persistence_engine": "redis", "redis_address": "localhost:6379"}
-        }));
+        let l = load_value(
+            json!({"token_revoke": {"persistence_engine": "redis", "redis_address": "localhost:6379"}}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.config.token_revoke.storage_type, StorageType::Redis);
         assert_eq!(
-            e,
-            "invalid config key `token_revoke.storage_type`: \"redis\" storage is not supported by \
-             this Gyre version; remove the key to keep entries in memory (set by the Centrifugo \
-             PRO v3–v5 key \"token_revoke.persistence_engine\")"
+            l.config.token_revoke.redis.as_ref().unwrap().address.0,
+            ["localhost:6379"]
         );
+        // Two addresses through the old key are refused like the new one.
+        let e = start_error(json!({
+            "token_revoke": {"persistence_engine": "redis", "redis_address": ["a:1", "b:2"]}
+        }));
+        assert!(e.contains("exactly one Redis address"), "{e}");
     }
 
     #[test]
@@ -656,10 +678,17 @@ mod tests {
             })
         );
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        let e = start_error(json!({
-            "database": {"dsn": DSN},
-            "user_tokens_invalidate": {"persistence_engine": "database"}
-        }));
+        let l = load_value(
+            json!({"database": {"dsn": DSN}, "user_tokens_invalidate": {"persistence_engine": "database"}}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.user_tokens_invalidate.storage_type,
+            StorageType::Database
+        );
+        let e = start_error(json!({"user_tokens_invalidate": {"persistence_engine": "database"}}));
         assert!(
             e.starts_with("invalid config key `user_tokens_invalidate.storage_type`: \"database\""),
             "{e}"
