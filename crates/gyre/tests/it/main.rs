@@ -12,4 +12,5 @@ mod fuzz;
 mod helpers;
 mod protect;
 mod proxy;
+mod storage;
 mod ws;
