@@ -10,13 +10,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use gyre::auth::TokenVerifier;
 use gyre::client::Session;
 use gyre::node::Node;
-use gyre::node::handle::{ClientHandle, HandleState};
+use gyre::node::handle::ClientHandle;
 use gyre::node::hub::{Hub, Subscriber};
-use gyre::node::outbox::{Out, Outbox};
+use gyre::node::outbox::Out;
 use gyre::protect::Protect;
-use gyre::protocol::{ClientInfo, ProtocolKind, PushFrames};
+use gyre::protocol::{ProtocolKind, PushFrames};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use parking_lot::Mutex;
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -131,26 +130,7 @@ fn dispatch(c: &mut Criterion) {
 }
 
 fn handle(i: usize) -> Arc<ClientHandle> {
-    let id: Arc<str> = Arc::from(format!("client-{i}"));
-    let user: Arc<str> = Arc::from(format!("user-{i}"));
-    Arc::new(ClientHandle {
-        id: id.clone(),
-        user: user.clone(),
-        outbox: Outbox::new(1 << 20),
-        transport: "websocket",
-        protocol: ProtocolKind::Json,
-        app_name: String::new(),
-        app_version: String::new(),
-        connected_at_ms: 0,
-        info: Mutex::new(ClientInfo {
-            user,
-            client: id,
-            conn_info: None,
-            chan_info: None,
-        }),
-        meta: None,
-        state: Mutex::new(HandleState::default()),
-    })
+    ClientHandle::detached(&format!("client-{i}"), &format!("user-{i}"), 1 << 20)
 }
 
 fn fanout(c: &mut Criterion) {

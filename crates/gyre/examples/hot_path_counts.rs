@@ -15,13 +15,12 @@
 use bytes::Bytes;
 use gyre::client::Session;
 use gyre::node::Node;
-use gyre::node::handle::{ClientHandle, HandleState};
+use gyre::node::handle::ClientHandle;
 use gyre::node::hub::{Hub, Subscriber};
-use gyre::node::outbox::{Out, Outbox};
+use gyre::node::outbox::Out;
 use gyre::protect::Protect;
-use gyre::protocol::{ClientInfo, ProtocolKind, PushFrames};
+use gyre::protocol::{ProtocolKind, PushFrames};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use parking_lot::Mutex;
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -36,26 +35,7 @@ fn node() -> Arc<Node> {
 }
 
 fn handle(i: usize) -> Arc<ClientHandle> {
-    let id: Arc<str> = Arc::from(format!("client-{i}"));
-    let user: Arc<str> = Arc::from(format!("user-{i}"));
-    Arc::new(ClientHandle {
-        id: id.clone(),
-        user: user.clone(),
-        outbox: Outbox::new(1 << 20),
-        transport: "websocket",
-        protocol: ProtocolKind::Json,
-        app_name: String::new(),
-        app_version: String::new(),
-        connected_at_ms: 0,
-        info: Mutex::new(ClientInfo {
-            user,
-            client: id,
-            conn_info: None,
-            chan_info: None,
-        }),
-        meta: None,
-        state: Mutex::new(HandleState::default()),
-    })
+    ClientHandle::detached(&format!("client-{i}"), &format!("user-{i}"), 1 << 20)
 }
 
 /// One publication to 10,000 local subscribers, `iters` times.

@@ -87,3 +87,30 @@ pub struct ClientHandle {
     /// Snapshot for `connections` and checks.
     pub state: Mutex<HandleState>,
 }
+
+impl ClientHandle {
+    /// A handle that no session drives (benches, examples, tests): a JSON
+    /// WebSocket connection of `user` with an outbox of `queue_max` bytes.
+    pub fn detached(id: &str, user: &str, queue_max: usize) -> Arc<ClientHandle> {
+        let id: Arc<str> = Arc::from(id);
+        let user: Arc<str> = Arc::from(user);
+        Arc::new(ClientHandle {
+            id: id.clone(),
+            user: user.clone(),
+            outbox: Outbox::new(queue_max),
+            transport: "websocket",
+            protocol: crate::protocol::ProtocolKind::Json,
+            app_name: String::new(),
+            app_version: String::new(),
+            connected_at_ms: 0,
+            info: Mutex::new(ClientInfo {
+                user,
+                client: id,
+                conn_info: None,
+                chan_info: None,
+            }),
+            meta: None,
+            state: Mutex::new(HandleState::default()),
+        })
+    }
+}

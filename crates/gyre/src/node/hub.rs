@@ -263,32 +263,9 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::handle::HandleState;
-    use crate::node::outbox::Outbox;
-    use crate::protocol::ClientInfo;
-    use parking_lot::Mutex;
 
     fn handle(id: &str, user: &str) -> Arc<ClientHandle> {
-        let id: Arc<str> = Arc::from(id);
-        let user: Arc<str> = Arc::from(user);
-        Arc::new(ClientHandle {
-            id: id.clone(),
-            user: user.clone(),
-            outbox: Outbox::new(1 << 20),
-            transport: "websocket",
-            protocol: ProtocolKind::Json,
-            app_name: String::new(),
-            app_version: String::new(),
-            connected_at_ms: 0,
-            info: Mutex::new(ClientInfo {
-                user,
-                client: id,
-                conn_info: None,
-                chan_info: None,
-            }),
-            meta: None,
-            state: Mutex::new(HandleState::default()),
-        })
+        ClientHandle::detached(id, user, 1 << 20)
     }
 
     fn ids(v: &[Arc<ClientHandle>]) -> Vec<String> {

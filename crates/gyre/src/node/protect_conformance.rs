@@ -5,32 +5,13 @@
 //! Redis and PostgreSQL storage run the same function once they exist.
 
 use super::Node;
-use super::handle::{ClientHandle, HandleState, TokenId};
-use super::outbox::{Out, Outbox};
+use super::handle::{ClientHandle, TokenId};
+use super::outbox::Out;
 use crate::protect::{Change, Op, TokenVerdict};
-use crate::protocol::{ClientInfo, ProtocolKind};
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 fn connection(node: &Node, id: &str, user: &str, jti: &str) -> Arc<ClientHandle> {
-    let h = Arc::new(ClientHandle {
-        id: Arc::from(id),
-        user: Arc::from(user),
-        outbox: Outbox::new(1 << 20),
-        transport: "websocket",
-        protocol: ProtocolKind::Json,
-        app_name: String::new(),
-        app_version: String::new(),
-        connected_at_ms: 0,
-        info: Mutex::new(ClientInfo {
-            user: Arc::from(user),
-            client: Arc::from(id),
-            conn_info: None,
-            chan_info: None,
-        }),
-        meta: None,
-        state: Mutex::new(HandleState::default()),
-    });
+    let h = ClientHandle::detached(id, user, 1 << 20);
     assert!(node.register(&h));
     node.index_token(jti, &h);
     h
