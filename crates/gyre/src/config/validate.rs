@@ -34,7 +34,13 @@ fn validate_storage(
                     "\"redis\" storage needs a `redis` section with one `address` (no sharing with engine.redis: it is configured explicitly, as in Centrifugo PRO)",
                 ));
             };
-            if r.address.0.len() != 1 {
+            if !r.sentinel_address.0.is_empty() && r.sentinel_master_name.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.sentinel_master_name"),
+                    "Sentinel needs the master's name",
+                ));
+            }
+            if r.sentinel_address.0.is_empty() && r.address.0.len() != 1 {
                 return Err(ConfigError::invalid(
                     &format!("{key}.redis.address"),
                     format!(
@@ -47,12 +53,6 @@ fn validate_storage(
                 return Err(ConfigError::invalid(
                     &format!("{key}.redis.cluster_address"),
                     "Redis Cluster is not supported for protective storage: a reshard could lose entries; use one Redis address",
-                ));
-            }
-            if !r.sentinel_address.0.is_empty() {
-                return Err(ConfigError::invalid(
-                    &format!("{key}.redis.sentinel_address"),
-                    "Redis Sentinel is not supported for protective storage yet; use one Redis address",
                 ));
             }
             if r.tls.enabled || r.address.0[0].starts_with("rediss://") {

@@ -88,11 +88,27 @@ end
 return #gone
 "#;
 
+/// Where the store's Redis is.
+enum Target {
+    /// One address.
+    Direct(redis::Client),
+    /// The current master of `master`, asked of the Sentinels each time a
+    /// connection is made (so a failover is followed).
+    Sentinel {
+        sentinels: Vec<redis::ConnectionInfo>,
+        master: String,
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    },
+}
+
 /// One feature's Redis store. Connects lazily (and again after a failure
 /// to connect), so a node may start while Redis is down when asked to.
 pub struct RedisStore {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    target: Target,
+    /// The current connection; it reconnects by itself to the same
+    /// address, and is dropped after an error under Sentinel so that the
+    /// next use asks for the (possibly new) master.
+    conn: parking_lot::Mutex<Option<ConnectionManager>>,
     connect_timeout: Duration,
     prefix: String,
     io_timeout: Duration,
@@ -101,13 +117,39 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// A store for a validated one-address section; no I/O yet.
+    /// A store for a validated section (one address, or Sentinel); no I/O yet.
     pub fn new(cfg: &RedisCfg) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(connection_info(cfg)?)
-            .map_err(|e| unavailable("redis address", e))?;
+        let target = if cfg.sentinel_address.0.is_empty() {
+            let info = connection_info(cfg.address.0.first().map(String::as_str).unwrap_or(""), cfg)?;
+            Target::Direct(redis::Client::open(info).map_err(|e| unavailable("redis address", e))?)
+        } else {
+            let sentinels = cfg
+                .sentinel_address
+                .0
+                .iter()
+                .map(|a| {
+                    let info = connection_info(a, &RedisCfg::default())?;
+                    let mut settings = info.redis_settings().clone();
+                    if !cfg.sentinel_user.is_empty() {
+                        settings = settings.set_username(&cfg.sentinel_user);
+                    }
+                    if !cfg.sentinel_password.is_empty() {
+                        settings = settings.set_password(&cfg.sentinel_password);
+                    }
+                    Ok(info.set_redis_settings(settings))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let node_settings = connection_info("127.0.0.1:6379", cfg)?.redis_settings().clone();
+            Target::Sentinel {
+                sentinels,
+                master: cfg.sentinel_master_name.clone(),
+                node: redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(node_settings),
+            }
+        };
         Ok(RedisStore {
-            client,
-            conn: tokio::sync::OnceCell::new(),
+            target,
+            conn: parking_lot::Mutex::new(None),
             connect_timeout: cfg.connect_timeout.0,
             prefix: cfg.prefix.clone(),
             io_timeout: cfg.io_timeout.0,
@@ -116,26 +158,50 @@ impl RedisStore {
         })
     }
 
-    /// The connection (made on first use, within `connect_timeout`); once
-    /// made it reconnects by itself.
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn
-            .get_or_try_init(|| async {
-                let mcfg = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.io_timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_secs(2));
-                tokio::time::timeout(
-                    self.connect_timeout + self.io_timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), mcfg),
+    /// A client for the Redis to use now (for Sentinel: the current master).
+    async fn client(&self) -> Result<redis::Client, StoreError> {
+        match &self.target {
+            Target::Direct(c) => Ok(c.clone()),
+            Target::Sentinel {
+                sentinels,
+                master,
+                node,
+            } => {
+                let mut sc = redis::sentinel::SentinelClient::build(
+                    sentinels.clone(),
+                    master.clone(),
+                    Some(node.clone()),
+                    redis::sentinel::SentinelServerType::Master,
                 )
-                .await
-                .map_err(|_| unavailable("redis", "connect timed out"))?
-                .map_err(|e| unavailable("redis connect", e))
-            })
-            .await
-            .cloned()
+                .map_err(|e| unavailable("redis sentinel", e))?;
+                tokio::time::timeout(self.connect_timeout + self.io_timeout, sc.async_get_client())
+                    .await
+                    .map_err(|_| unavailable("redis sentinel", "timed out"))?
+                    .map_err(|e| unavailable("redis sentinel", e))
+            }
+        }
+    }
+
+    /// The connection (made on first use, within `connect_timeout`).
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(c) = self.conn.lock().clone() {
+            return Ok(c);
+        }
+        let client = self.client().await?;
+        let mcfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.io_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let c = tokio::time::timeout(
+            self.connect_timeout + self.io_timeout,
+            ConnectionManager::new_with_config(client, mcfg),
+        )
+        .await
+        .map_err(|_| unavailable("redis", "connect timed out"))?
+        .map_err(|e| unavailable("redis connect", e))?;
+        *self.conn.lock() = Some(c.clone());
+        Ok(c)
     }
 
     fn key(&self, kind: Kind, suffix: &str) -> String {
@@ -149,10 +215,15 @@ impl RedisStore {
         what: &str,
         f: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.io_timeout, f)
+        let r = tokio::time::timeout(self.io_timeout, f)
             .await
-            .map_err(|_| unavailable(what, "timed out"))?
-            .map_err(|e| unavailable(what, e))
+            .map_err(|_| unavailable(what, "timed out"))
+            .and_then(|r| r.map_err(|e| unavailable(what, e)));
+        if r.is_err() && matches!(self.target, Target::Sentinel { .. }) {
+            // The master may have moved: ask the Sentinels next time.
+            *self.conn.lock() = None;
+        }
+        r
     }
 
     pub(super) async fn write(
@@ -272,7 +343,8 @@ impl RedisStore {
         loop {
             let session = async {
                 let mut ps = self
-                    .client
+                    .client()
+                    .await?
                     .get_async_pubsub()
                     .await
                     .map_err(|e| unavailable("redis pubsub", e))?;
@@ -313,12 +385,11 @@ impl RedisStore {
     }
 }
 
-/// The connection info of a validated one-address section: `host:port` or
-/// a `redis://` URL, with `db`, `user` and `password` from their keys when
-/// set (a URL's own credentials otherwise).
-fn connection_info(cfg: &RedisCfg) -> Result<redis::ConnectionInfo, StoreError> {
+/// The connection info of `addr` (`host:port` or a `redis://` URL), with
+/// `db`, `user` and `password` from `cfg` when set (a URL's own credentials
+/// otherwise).
+fn connection_info(addr: &str, cfg: &RedisCfg) -> Result<redis::ConnectionInfo, StoreError> {
     use redis::IntoConnectionInfo;
-    let addr = cfg.address.0.first().map(String::as_str).unwrap_or("");
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
