@@ -272,7 +272,7 @@ impl fmt::Debug for Tls {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Database {
-    /// `database.enabled`: connect to the database (not supported yet; must be false).
+    /// `database.enabled`: use PostgreSQL (for features with `storage_type: "database"`).
     pub enabled: bool,
     /// `database.postgresql`: the connection (`null` when not given).
     pub postgresql: Option<Postgres>,

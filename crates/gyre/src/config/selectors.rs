@@ -40,9 +40,9 @@ pub enum StorageType {
     /// `""` or `"memory"` (the default): process memory.
     #[default]
     Memory,
-    /// `"redis"`: the feature's `redis` section (not supported yet).
+    /// `"redis"`: the feature's `redis` section (exactly one address, or Sentinel).
     Redis,
-    /// `"database"`: PostgreSQL from `database.postgresql` (not supported yet).
+    /// `"database"`: PostgreSQL from `database.postgresql`.
     Database,
 }
 

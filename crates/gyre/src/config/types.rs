@@ -67,7 +67,7 @@ pub struct Config {
     pub token_revoke: ProtectFeature,
     /// `user_tokens_invalidate`: per-user token invalidation by `iat`.
     pub user_tokens_invalidate: ProtectFeature,
-    /// `database`: PostgreSQL for the protective data (not supported yet).
+    /// `database`: PostgreSQL for the protective data (`storage_type: "database"`).
     pub database: Database,
     /// `pid_file`: write the process id to this file at start.
     pub pid_file: String,

@@ -25,6 +25,21 @@ fn validate_storage(
                     "\"database\" storage needs `database.enabled: true` and `database.postgresql.dsn`",
                 ));
             }
+            // Gyre talks to PostgreSQL without TLS so far: refuse a DSN that
+            // demands it now rather than fail at the first connection.
+            if [
+                "sslmode=require",
+                "sslmode=verify-ca",
+                "sslmode=verify-full",
+            ]
+            .iter()
+            .any(|m| dsn.contains(m))
+            {
+                return Err(ConfigError::invalid(
+                    "database.postgresql.dsn",
+                    "TLS to PostgreSQL (sslmode=require/verify-*) is not supported yet; use sslmode=disable or prefer",
+                ));
+            }
             reload_interval(key, f)
         }
         StorageType::Redis => {

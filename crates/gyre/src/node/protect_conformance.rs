@@ -94,6 +94,19 @@ pub(crate) async fn run(node: &Node, prefix: &str) {
     .await
     .unwrap();
     assert!(!node.is_blocked(&u("alice"), now));
+    // Nor from the store, for the next node or reload to find.
+    let stored = node
+        .stores
+        .get(crate::protect::Kind::Block)
+        .load(crate::protect::Kind::Block)
+        .await
+        .unwrap();
+    assert!(
+        !stored
+            .iter()
+            .any(|c| matches!(&c.op, Op::Block { user, .. } if *user == u("alice"))),
+        "a late block is not stored after a newer unblock"
+    );
 
     // Revocation: holders of the jti re-check; others are untouched.
     let holder = connection(node, &u("ch"), &u("carol"), &u("jti-1"));

@@ -464,3 +464,158 @@ async fn old_config_forms_persist() {
     s.shutdown().await;
     TestStore::Redis { prefix }.cleanup().await;
 }
+
+/// A `redis-server` of the test's own (master, replica or Sentinel),
+/// stopped when dropped.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Starts a server with `conf` lines added (and `--sentinel` when asked).
+    async fn start(conf: &str, sentinel: bool) -> OwnRedis {
+        let port = Self::free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("redis.conf");
+        std::fs::write(
+            &file,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n{conf}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.arg(&file);
+        if sentinel {
+            cmd.arg("--sentinel");
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh checks)");
+        let r = OwnRedis {
+            port,
+            child,
+            _dir: dir,
+        };
+        eventually("own redis-server answers", async || {
+            r.query::<String>(&["PING"]).await.is_ok()
+        })
+        .await;
+        r
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut c).await
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn storage_through_sentinel_follows_a_failover() {
+    let master = OwnRedis::start("", false).await;
+    let replica = OwnRedis::start(&format!("replicaof 127.0.0.1 {}", master.port), false).await;
+    let sentinel = OwnRedis::start(
+        &format!(
+            "sentinel monitor gyremaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds gyremaster 1000\nsentinel failover-timeout gyremaster 5000",
+            master.port
+        ),
+        true,
+    )
+    .await;
+    let f = json!({"storage_type": "redis", "reload_interval": "200ms",
+                   "redis": {"sentinel_address": [format!("127.0.0.1:{}", sentinel.port)],
+                             "sentinel_master_name": "gyremaster", "prefix": "gyretest",
+                             "connect_timeout": "500ms", "io_timeout": "1s"}});
+    let cfg = json!({"user_block": f});
+    let s = server(cfg.clone()).await;
+    let api = Api::new(&s);
+    assert_eq!(
+        api.call("block_user", json!({"user": "before"})).await,
+        json!({"result": {}})
+    );
+    let on_master: Option<String> = master
+        .query(&["HGET", "gyretest.protect.user_block", "before"])
+        .await
+        .unwrap();
+    assert!(on_master.is_some(), "written to the master Sentinel named");
+    eventually("the replica has caught up", async || {
+        replica
+            .query::<Option<String>>(&["HGET", "gyretest.protect.user_block", "before"])
+            .await
+            .is_ok_and(|v| v.is_some())
+    })
+    .await;
+    // Fail over to the replica; writes follow the new master.
+    // (Sentinel must first have found the replica through the master.)
+    eventually("Sentinel starts a failover", async || {
+        sentinel
+            .query::<String>(&["SENTINEL", "FAILOVER", "gyremaster"])
+            .await
+            .is_ok()
+    })
+    .await;
+    let role = async |r: &OwnRedis| -> Option<Vec<u8>> {
+        match r.query::<Vec<redis::Value>>(&["ROLE"]).await.ok()?.first() {
+            Some(redis::Value::BulkString(b)) => Some(b.clone()),
+            _ => None,
+        }
+    };
+    eventually("the replica is master", async || {
+        role(&replica).await.as_deref() == Some(b"master")
+    })
+    .await;
+    // Demote the old master now, as Sentinel does a little later (before
+    // that, a write to it is lost when it resyncs: replication is
+    // asynchronous, in Centrifugo's deployments too).
+    let _: String = master
+        .query(&["REPLICAOF", "127.0.0.1", &replica.port.to_string()])
+        .await
+        .unwrap();
+    eventually("a write reaches the new master", async || {
+        api.call("block_user", json!({"user": "after"})).await == json!({"result": {}})
+    })
+    .await;
+    let on_new: Option<String> = replica
+        .query(&["HGET", "gyretest.protect.user_block", "after"])
+        .await
+        .unwrap();
+    assert!(on_new.is_some(), "written to the new master");
+    // And a node started now loads both through the Sentinel (once the
+    // Sentinel names the new master).
+    s.shutdown().await;
+    eventually("Sentinel names the new master", async || {
+        sentinel
+            .query::<Vec<String>>(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "gyremaster"])
+            .await
+            .is_ok_and(|a| a.get(1) == Some(&replica.port.to_string()))
+    })
+    .await;
+    let s = server(cfg).await;
+    assert_eq!(try_connect(&s, json!({"sub": "before"})).await, Err(3503));
+    assert_eq!(try_connect(&s, json!({"sub": "after"})).await, Err(3503));
+    s.shutdown().await;
+}

@@ -86,6 +86,28 @@ pub struct Record {
     /// Audit reason.
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A removal marker, kept for an hour so that an older change written
+    /// late cannot bring the entry back (never loaded as an entry).
+    #[serde(
+        rename = "x",
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        with = "flag"
+    )]
+    pub removed: bool,
+}
+
+/// `"x":1` in the stored JSON (written by the Redis script) as a bool.
+mod flag {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(u8::from(*v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(u8::deserialize(d)? != 0)
+    }
 }
 
 impl Record {
@@ -105,6 +127,7 @@ impl Record {
                 expire_at: *expire_at,
                 issued_before: None,
                 reason: reason.clone(),
+                removed: false,
             }),
             Op::Invalidate {
                 issued_before,
@@ -117,6 +140,7 @@ impl Record {
                 expire_at: *expire_at,
                 issued_before: Some(*issued_before),
                 reason: reason.clone(),
+                removed: false,
             }),
             Op::Unblock { .. } | Op::Unrevoke { .. } | Op::ClearInvalidation { .. } => None,
         }

@@ -157,87 +157,132 @@ impl PgStore {
         let mut c = self.client().await?;
         let tx = self.timed("postgresql write", c.transaction()).await?;
         let write = async {
-            match (&change.op, Record::of(change)) {
-                (Op::Block { user, .. }, Some(r)) => {
-                    // A block replaces the entry unless a newer change made it;
-                    // a repeat without a reason keeps the earlier one.
+            match &change.op {
+                Op::Block {
+                    user,
+                    expire_at,
+                    reason,
+                } => {
+                    // A block replaces the entry unless a newer change (or
+                    // removal) made it; a repeat without a reason keeps the
+                    // earlier one.
                     tx.execute(
                         "INSERT INTO gyre_user_block AS t (user_id, expire_at, created_ms, reason)
                          VALUES ($1, $2, $3, $4)
                          ON CONFLICT (user_id) DO UPDATE SET
                            expire_at = EXCLUDED.expire_at, created_ms = EXCLUDED.created_ms,
-                           reason = COALESCE(EXCLUDED.reason, t.reason)
+                           reason = CASE WHEN t.removed THEN EXCLUDED.reason
+                                         ELSE COALESCE(EXCLUDED.reason, t.reason) END,
+                           removed = false
                          WHERE t.created_ms <= EXCLUDED.created_ms",
-                        &[user, &r.expire_at, &at, &r.reason],
+                        &[user, expire_at, &at, reason],
                     )
                     .await
                 }
-                (Op::Revoke { uid, .. }, Some(r)) => {
-                    // The later expiry wins (0 = never).
+                Op::Revoke {
+                    uid,
+                    expire_at,
+                    reason,
+                } => {
+                    // The later expiry wins (0 = never); after a removal the
+                    // entry starts afresh, unless the removal is newer.
                     tx.execute(
                         "INSERT INTO gyre_token_revoke AS t (uid, expire_at, created_ms, reason)
                          VALUES ($1, $2, $3, $4)
                          ON CONFLICT (uid) DO UPDATE SET
-                           expire_at = CASE WHEN t.expire_at = 0 OR EXCLUDED.expire_at = 0 THEN 0
+                           expire_at = CASE WHEN t.removed THEN EXCLUDED.expire_at
+                                            WHEN t.expire_at = 0 OR EXCLUDED.expire_at = 0 THEN 0
                                             ELSE GREATEST(t.expire_at, EXCLUDED.expire_at) END,
-                           created_ms = GREATEST(t.created_ms, EXCLUDED.created_ms),
-                           reason = COALESCE(EXCLUDED.reason, t.reason)",
-                        &[uid, &r.expire_at, &at, &r.reason],
+                           created_ms = CASE WHEN t.removed THEN EXCLUDED.created_ms
+                                             ELSE GREATEST(t.created_ms, EXCLUDED.created_ms) END,
+                           reason = CASE WHEN t.removed THEN EXCLUDED.reason
+                                         ELSE COALESCE(EXCLUDED.reason, t.reason) END,
+                           removed = false
+                         WHERE NOT (t.removed AND t.created_ms > EXCLUDED.created_ms)",
+                        &[uid, expire_at, &at, reason],
                     )
                     .await
                 }
-                (Op::Invalidate { user, channel, .. }, Some(r)) => {
-                    // A live invalidation only moves forward; an expired one is replaced.
+                Op::Invalidate {
+                    user,
+                    channel,
+                    issued_before,
+                    expire_at,
+                    reason,
+                } => {
+                    // A live invalidation only moves forward; an expired or
+                    // removed one is replaced (unless the removal is newer).
                     tx.execute(
                         "INSERT INTO gyre_user_tokens_invalidate AS t
                            (user_id, channel, issued_before, expire_at, created_ms, reason)
                          VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (user_id, channel) DO UPDATE SET
-                           issued_before = CASE WHEN t.expire_at = 0 OR t.expire_at > $7
+                           issued_before = CASE WHEN NOT t.removed AND (t.expire_at = 0 OR t.expire_at > $7)
                                 THEN GREATEST(t.issued_before, EXCLUDED.issued_before)
                                 ELSE EXCLUDED.issued_before END,
-                           expire_at = CASE WHEN (t.expire_at = 0 OR t.expire_at > $7)
-                                 AND (t.expire_at = 0 OR EXCLUDED.expire_at = 0) THEN 0
-                                WHEN t.expire_at = 0 OR t.expire_at > $7
-                                THEN GREATEST(t.expire_at, EXCLUDED.expire_at)
-                                ELSE EXCLUDED.expire_at END,
-                           created_ms = GREATEST(t.created_ms, EXCLUDED.created_ms),
-                           reason = COALESCE(EXCLUDED.reason, t.reason)",
+                           expire_at = CASE
+                                WHEN t.removed OR NOT (t.expire_at = 0 OR t.expire_at > $7)
+                                THEN EXCLUDED.expire_at
+                                WHEN t.expire_at = 0 OR EXCLUDED.expire_at = 0 THEN 0
+                                ELSE GREATEST(t.expire_at, EXCLUDED.expire_at) END,
+                           created_ms = CASE WHEN t.removed THEN EXCLUDED.created_ms
+                                             ELSE GREATEST(t.created_ms, EXCLUDED.created_ms) END,
+                           reason = CASE WHEN t.removed THEN EXCLUDED.reason
+                                         ELSE COALESCE(EXCLUDED.reason, t.reason) END,
+                           removed = false
+                         WHERE NOT (t.removed AND t.created_ms > EXCLUDED.created_ms)",
                         &[
                             user,
                             &channel.clone().unwrap_or_default(),
-                            &r.issued_before.unwrap_or(0),
-                            &r.expire_at,
+                            issued_before,
+                            expire_at,
                             &at,
-                            &r.reason,
+                            reason,
                             &now,
                         ],
                     )
                     .await
                 }
-                (Op::Unblock { user }, None) => {
+                // A removal leaves a marker for an hour (see the schema).
+                Op::Unblock { user } => {
                     tx.execute(
-                        "DELETE FROM gyre_user_block WHERE user_id = $1 AND created_ms <= $2",
-                        &[user, &at],
+                        "INSERT INTO gyre_user_block AS t (user_id, expire_at, created_ms, removed)
+                         VALUES ($1, $3, $2, true)
+                         ON CONFLICT (user_id) DO UPDATE SET removed = true, reason = NULL,
+                           created_ms = EXCLUDED.created_ms, expire_at = EXCLUDED.expire_at
+                         WHERE t.created_ms <= EXCLUDED.created_ms",
+                        &[user, &at, &(now + 3600)],
                     )
                     .await
                 }
-                (Op::Unrevoke { uid }, None) => {
+                Op::Unrevoke { uid } => {
                     tx.execute(
-                        "DELETE FROM gyre_token_revoke WHERE uid = $1 AND created_ms <= $2",
-                        &[uid, &at],
+                        "INSERT INTO gyre_token_revoke AS t (uid, expire_at, created_ms, removed)
+                         VALUES ($1, $3, $2, true)
+                         ON CONFLICT (uid) DO UPDATE SET removed = true, reason = NULL,
+                           created_ms = EXCLUDED.created_ms, expire_at = EXCLUDED.expire_at
+                         WHERE t.created_ms <= EXCLUDED.created_ms",
+                        &[uid, &at, &(now + 3600)],
                     )
                     .await
                 }
-                (Op::ClearInvalidation { user, channel }, None) => {
+                Op::ClearInvalidation { user, channel } => {
                     tx.execute(
-                        "DELETE FROM gyre_user_tokens_invalidate
-                         WHERE user_id = $1 AND channel = $2 AND created_ms <= $3",
-                        &[user, &channel.clone().unwrap_or_default(), &at],
+                        "INSERT INTO gyre_user_tokens_invalidate AS t
+                           (user_id, channel, issued_before, expire_at, created_ms, removed)
+                         VALUES ($1, $2, 0, $4, $3, true)
+                         ON CONFLICT (user_id, channel) DO UPDATE SET removed = true, reason = NULL,
+                           created_ms = EXCLUDED.created_ms, expire_at = EXCLUDED.expire_at
+                         WHERE t.created_ms <= EXCLUDED.created_ms",
+                        &[
+                            user,
+                            &channel.clone().unwrap_or_default(),
+                            &at,
+                            &(now + 3600),
+                        ],
                     )
                     .await
                 }
-                _ => unreachable!("Record::of is Some exactly for additions"),
             }?;
             tx.execute(
                 "UPDATE gyre_protect_version SET version = version + 1 WHERE feature = $1",
@@ -256,15 +301,16 @@ impl PgStore {
         let sql = match kind {
             Kind::Invalidate => {
                 "SELECT user_id, channel, issued_before, expire_at, created_ms, reason
-                 FROM gyre_user_tokens_invalidate WHERE expire_at = 0 OR expire_at > $1"
+                 FROM gyre_user_tokens_invalidate
+                 WHERE NOT removed AND (expire_at = 0 OR expire_at > $1)"
             }
             Kind::Block => {
                 "SELECT user_id, '' AS channel, 0::bigint, expire_at, created_ms, reason
-                 FROM gyre_user_block WHERE expire_at = 0 OR expire_at > $1"
+                 FROM gyre_user_block WHERE NOT removed AND (expire_at = 0 OR expire_at > $1)"
             }
             Kind::Revoke => {
                 "SELECT uid, '' AS channel, 0::bigint, expire_at, created_ms, reason
-                 FROM gyre_token_revoke WHERE expire_at = 0 OR expire_at > $1"
+                 FROM gyre_token_revoke WHERE NOT removed AND (expire_at = 0 OR expire_at > $1)"
             }
         };
         let rows = tokio::time::timeout(
@@ -290,6 +336,7 @@ impl PgStore {
                     expire_at: row.get(3),
                     created_ms: row.get(4),
                     reason: row.get(5),
+                    removed: false,
                 }
             })
             .collect())

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 /// Stores a change: merge rules as `Protect::apply` (a block or undo older
 /// than the stored entry is ignored; a revocation keeps the later expiry;
 /// a live invalidation only moves forward), then bumps the version and
-/// publishes. Returns 1 if the entry changed, 0 if the change was stale.
+/// publishes. A removal leaves a marker (`"x":1`) for an hour (it expires
+/// through the sorted set), so a change made before the removal but
+/// written after it cannot bring the entry back. Returns 1 if the entry
+/// changed, 0 if the change was stale.
 const WRITE: &str = r#"
 local function later(a, b)
   if a == 0 or b == 0 then return 0 end
@@ -38,12 +41,14 @@ local mode, field, at, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[
 local raw = redis.call('HGET', KEYS[1], field)
 local old = nil
 if raw then old = cjson.decode(raw) end
-local changed = 1
+if old and old.x and old.c > at then return 0 end
 if mode == 'del' then
   if old and old.c > at then return 0 end
-  redis.call('HDEL', KEYS[1], field)
-  redis.call('ZREM', KEYS[2], field)
+  local until_ = now + 3600
+  redis.call('HSET', KEYS[1], field, '{"c":' .. num(at) .. ',"e":' .. num(until_) .. ',"x":1}')
+  redis.call('ZADD', KEYS[2], until_, field)
 else
+  if old and old.x then old = nil end
   local c, e, b = at, tonumber(ARGV[5]), tonumber(ARGV[6])
   local r = nil
   if ARGV[7] ~= '' then r = ARGV[8] end
@@ -75,7 +80,7 @@ else
 end
 redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', KEYS[4], ARGV[9])
-return changed
+return 1
 "#;
 
 /// Deletes up to 1,000 entries whose `expire_at` is at or before ARGV[1].
@@ -120,7 +125,8 @@ impl RedisStore {
     /// A store for a validated section (one address, or Sentinel); no I/O yet.
     pub fn new(cfg: &RedisCfg) -> Result<RedisStore, StoreError> {
         let target = if cfg.sentinel_address.0.is_empty() {
-            let info = connection_info(cfg.address.0.first().map(String::as_str).unwrap_or(""), cfg)?;
+            let info =
+                connection_info(cfg.address.0.first().map(String::as_str).unwrap_or(""), cfg)?;
             Target::Direct(redis::Client::open(info).map_err(|e| unavailable("redis address", e))?)
         } else {
             let sentinels = cfg
@@ -139,7 +145,9 @@ impl RedisStore {
                     Ok(info.set_redis_settings(settings))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let node_settings = connection_info("127.0.0.1:6379", cfg)?.redis_settings().clone();
+            let node_settings = connection_info("127.0.0.1:6379", cfg)?
+                .redis_settings()
+                .clone();
             Target::Sentinel {
                 sentinels,
                 master: cfg.sentinel_master_name.clone(),
@@ -174,10 +182,13 @@ impl RedisStore {
                     redis::sentinel::SentinelServerType::Master,
                 )
                 .map_err(|e| unavailable("redis sentinel", e))?;
-                tokio::time::timeout(self.connect_timeout + self.io_timeout, sc.async_get_client())
-                    .await
-                    .map_err(|_| unavailable("redis sentinel", "timed out"))?
-                    .map_err(|e| unavailable("redis sentinel", e))
+                tokio::time::timeout(
+                    self.connect_timeout + self.io_timeout,
+                    sc.async_get_client(),
+                )
+                .await
+                .map_err(|_| unavailable("redis sentinel", "timed out"))?
+                .map_err(|e| unavailable("redis sentinel", e))
             }
         }
     }
@@ -291,7 +302,7 @@ impl RedisStore {
                     tracing::warn!(key, field, "unreadable protective entry in Redis skipped");
                     continue;
                 };
-                if rec.expire_at == 0 || rec.expire_at > now {
+                if !rec.removed && (rec.expire_at == 0 || rec.expire_at > now) {
                     rec.key = field;
                     out.push(rec);
                 }

@@ -1,11 +1,15 @@
 -- Gyre protective storage, schema version 1 (docs/persistence.md).
 -- One table per feature; created_ms is the Unix ms of the newest change
 -- that made the entry (its version); expire_at is Unix seconds, 0 = never.
+-- A removal keeps the row for an hour as a marker (removed = true,
+-- expire_at = removal + 3600) so that an older change written late cannot
+-- bring the entry back; markers are never loaded and are purged by expiry.
 CREATE TABLE IF NOT EXISTS gyre_user_block (
     user_id     text   PRIMARY KEY,
     expire_at   bigint NOT NULL DEFAULT 0,
     created_ms  bigint NOT NULL,
-    reason      text
+    reason      text,
+    removed     boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS gyre_user_block_expire_at
     ON gyre_user_block (expire_at) WHERE expire_at > 0;
@@ -14,7 +18,8 @@ CREATE TABLE IF NOT EXISTS gyre_token_revoke (
     uid         text   PRIMARY KEY,
     expire_at   bigint NOT NULL DEFAULT 0,
     created_ms  bigint NOT NULL,
-    reason      text
+    reason      text,
+    removed     boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS gyre_token_revoke_expire_at
     ON gyre_token_revoke (expire_at) WHERE expire_at > 0;
@@ -27,6 +32,7 @@ CREATE TABLE IF NOT EXISTS gyre_user_tokens_invalidate (
     expire_at     bigint NOT NULL DEFAULT 0,
     created_ms    bigint NOT NULL,
     reason        text,
+    removed       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (user_id, channel)
 );
 CREATE INDEX IF NOT EXISTS gyre_user_tokens_invalidate_expire_at
