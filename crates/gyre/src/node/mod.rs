@@ -107,9 +107,9 @@ impl Node {
     pub async fn start(cfg: Config) -> Result<Arc<Self>, StartError> {
         let stores = Stores::from_config(&cfg)?;
         let protect = Protect::new();
-        let pending = protect_sync::initial_load(&cfg, &stores, &protect).await?;
+        let (loaded, pending) = protect_sync::initial_load(&cfg, &stores, &protect).await?;
         let node = Self::build_with(cfg, stores, protect)?;
-        node.spawn_protect_sync(pending);
+        node.spawn_protect_sync(loaded, pending);
         node.spawn_maintenance();
         Ok(node)
     }

@@ -27,6 +27,41 @@ use tokio::sync::{Notify, mpsc};
 
 /// Reloads regardless of the version after this many checks.
 const FULL_RELOAD_EVERY: u32 = 30;
+
+/// What a node knows of a feature's store version: the newest version up
+/// to which it has every change (from a load, then from notifications in
+/// order), and whether a notification was skipped since.
+#[derive(Default)]
+struct Seen {
+    version: std::sync::atomic::AtomicI64,
+    gap: std::sync::atomic::AtomicBool,
+}
+
+impl Seen {
+    /// A notification of `version` arrived.
+    fn heard(&self, version: i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let known = self.version.load(SeqCst);
+        if version == known + 1 {
+            self.version.store(version, SeqCst);
+        } else if version > known + 1 {
+            self.gap.store(true, SeqCst);
+        }
+    }
+
+    /// Nothing was missed if the store is at the version heard in order.
+    fn current(&self, store_version: i64) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.gap.load(SeqCst) && self.version.load(SeqCst) == store_version
+    }
+
+    /// Everything up to `version` was loaded.
+    fn loaded(&self, version: i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.gap.store(false, SeqCst);
+        self.version.fetch_max(version, SeqCst);
+    }
+}
 /// How often expired entries are deleted from the stores.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -119,6 +154,10 @@ impl Stores {
     }
 }
 
+fn kind_index(k: Kind) -> usize {
+    k as usize
+}
+
 fn storage_name(s: &Store) -> &'static str {
     match s {
         Store::Memory => "memory",
@@ -129,21 +168,40 @@ fn storage_name(s: &Store) -> &'static str {
 
 /// Loads every entry of the features with persistent storage into `protect`
 /// (before any client exists, so no live connection is concerned).
-/// Returns the features that could not be loaded but may start without.
+/// Returns each loaded feature's store version (read before loading, so
+/// nothing after it is taken as seen), and the features that could not be
+/// loaded but may start without.
 pub(super) async fn initial_load(
     cfg: &Config,
     stores: &Stores,
     protect: &Protect,
-) -> Result<Vec<Kind>, StartError> {
+) -> Result<(Vec<(Kind, i64)>, Vec<Kind>), StartError> {
     let mut pending = Vec::new();
+    let mut loaded = Vec::new();
     for kind in Kind::ALL {
         let store = stores.get(kind);
         if !store.is_persistent() {
             continue;
         }
         let started = std::time::Instant::now();
+        let version = match store.version(kind).await {
+            Ok(v) => v,
+            Err(e) if feature_cfg(cfg, kind).start_without_storage => {
+                tracing::warn!(feature = kind.feature(), error = %e, "protective storage unreachable at start; starting without its entries and retrying");
+                pending.push(kind);
+                continue;
+            }
+            Err(e) => {
+                return Err(StartError::Store {
+                    feature: kind.feature(),
+                    storage: storage_name(store),
+                    reason: e.to_string(),
+                });
+            }
+        };
         match store.load(kind).await {
             Ok(changes) => {
+                loaded.push((kind, version));
                 let n = changes.len();
                 for c in &changes {
                     protect.apply(c);
@@ -168,14 +226,18 @@ pub(super) async fn initial_load(
             }
         }
     }
-    Ok(pending)
+    Ok((loaded, pending))
 }
 
 impl Node {
     /// Starts keeping the protective sets current: one listener per store,
     /// one reload loop per persistent feature (`pending` ones reload at
     /// once), and the purge of expired entries.
-    pub(super) fn spawn_protect_sync(self: &Arc<Self>, pending: Vec<Kind>) {
+    pub(super) fn spawn_protect_sync(
+        self: &Arc<Self>,
+        loaded: Vec<(Kind, i64)>,
+        pending: Vec<Kind>,
+    ) {
         let persistent: Vec<Kind> = Kind::ALL
             .into_iter()
             .filter(|k| self.stores.get(*k).is_persistent())
@@ -184,7 +246,11 @@ impl Node {
             return;
         }
         let kicks: Arc<[Notify; 3]> = Arc::new(Default::default());
-        let kick_index = |k: Kind| k as usize;
+        let seen: Arc<[Seen; 3]> = Arc::new(Default::default());
+        for (kind, version) in loaded {
+            seen[kind_index(kind)].loaded(version);
+        }
+        let kick_index = kind_index;
         // Listeners: one per Redis feature, one for PostgreSQL.
         let (tx, mut rx) = mpsc::channel::<(Option<Kind>, Heard)>(1024);
         let mut pg_listening = false;
@@ -233,6 +299,7 @@ impl Node {
         // Apply what the listeners hear.
         let node = self.clone();
         let k = kicks.clone();
+        let sn = seen.clone();
         let pg_kinds: Vec<Kind> = persistent
             .iter()
             .copied()
@@ -247,6 +314,9 @@ impl Node {
                     };
                     match heard {
                         (_, Heard::Change(n)) => {
+                            if n.version > 0 {
+                                sn[kick_index(n.change.kind())].heard(n.version);
+                            }
                             if n.node != node.id {
                                 Metrics::inc(&node.metrics.protect_notifications);
                                 node.apply_protect(&n.change);
@@ -266,12 +336,20 @@ impl Node {
         for kind in persistent.iter().copied() {
             let node = self.clone();
             let k = kicks.clone();
+            let sn = seen.clone();
             let interval = feature_cfg(&self.cfg, kind).reload_interval.0;
             let load_now = pending.contains(&kind);
             self.lifecycle
                 .spawn_background("protect-reload", move |stop| async move {
-                    node.reload_loop(kind, interval, load_now, &k[kick_index(kind)], stop)
-                        .await
+                    node.reload_loop(
+                        kind,
+                        interval,
+                        load_now,
+                        &k[kick_index(kind)],
+                        &sn[kick_index(kind)],
+                        stop,
+                    )
+                    .await
                 });
         }
         // Purge of expired entries (harmless when several nodes do it).
@@ -301,10 +379,10 @@ impl Node {
         interval: Duration,
         mut load_now: bool,
         kick: &Notify,
+        seen: &Seen,
         stop: tokio_util::sync::CancellationToken,
     ) {
         let store = self.stores.get(kind);
-        let mut known: Option<i64> = None;
         let mut checks = 0u32;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -313,7 +391,9 @@ impl Node {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
-                    _ = kick.notified() => load_now = true,
+                    // A listener (re)connected: check at once whether
+                    // anything was missed meanwhile.
+                    _ = kick.notified() => {}
                 }
             }
             checks += 1;
@@ -326,7 +406,9 @@ impl Node {
                     continue;
                 }
             };
-            if !load_now && known == Some(version) && !checks.is_multiple_of(FULL_RELOAD_EVERY) {
+            // Every change up to the store's version was heard in order:
+            // nothing to repair (a full reload still runs now and then).
+            if !load_now && seen.current(version) && !checks.is_multiple_of(FULL_RELOAD_EVERY) {
                 continue;
             }
             let snapshot_ms = crate::protect::change::now_ms();
@@ -344,7 +426,7 @@ impl Node {
                         self.apply_live(c);
                     }
                     Metrics::inc(&self.metrics.protect_reloads);
-                    known = Some(version);
+                    seen.loaded(version);
                     load_now = false;
                 }
                 Err(e) => {

@@ -271,9 +271,38 @@ async fn restart_keeps_every_feature_in_postgres() {
     restart_keeps_every_feature(TestStore::postgres().await).await;
 }
 
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {metrics}"))
+}
+
 async fn nodes_on_one_store_act_together(store: TestStore) {
     let a = server(store.config(None)).await;
-    let b = server(store.config(None)).await;
+    let mut b_cfg = store.config(None);
+    b_cfg["prometheus"] = json!({"enabled": true});
+    let b = server(b_cfg).await;
+    // Changes heard in order need no reload: 20 blocks made on A reach B
+    // through notifications alone.
+    let reloads = counter(&metrics(&b).await, "gyre_protect_reloads_total");
+    for i in 0..20 {
+        Api::new(&a)
+            .call("block_user", json!({"user": format!("n{i}")}))
+            .await;
+    }
+    eventually("20 notifications reach B", async || {
+        counter(&metrics(&b).await, "gyre_protect_notifications_total") >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // three version checks
+    assert_eq!(
+        counter(&metrics(&b).await, "gyre_protect_reloads_total"),
+        reloads,
+        "no reload while nothing was missed"
+    );
+    assert_eq!(try_connect(&b, json!({"sub": "n19"})).await, Err(3503));
     let api_a = Api::new(&a);
     // A block made on A closes the user's connection on B at once.
     let (mut on_b, _) = Ws::connected(&b, &token(json!({"sub": "42"}))).await;

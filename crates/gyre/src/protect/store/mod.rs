@@ -57,6 +57,14 @@ pub struct Notice {
     pub node: String,
     /// The change.
     pub change: Change,
+    /// The feature's version after this change (the store adds it), so a
+    /// node that heard every change in order knows it missed nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// What a store listener reports.

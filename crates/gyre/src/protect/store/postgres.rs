@@ -147,17 +147,12 @@ impl PgStore {
         change: &Change,
         node: &str,
     ) -> Result<(), StoreError> {
-        let notice = serde_json::to_string(&Notice {
-            node: node.to_string(),
-            change: change.clone(),
-        })
-        .map_err(|e| unavailable("encode change", e))?;
         let now = crate::auth::now();
         let at = change.at_ms;
         let mut c = self.client().await?;
         let tx = self.timed("postgresql write", c.transaction()).await?;
         let write = async {
-            match &change.op {
+            let changed = match &change.op {
                 Op::Block {
                     user,
                     expire_at,
@@ -284,13 +279,26 @@ impl PgStore {
                     .await
                 }
             }?;
-            tx.execute(
-                "UPDATE gyre_protect_version SET version = version + 1 WHERE feature = $1",
-                &[&kind.feature()],
-            )
-            .await?;
+            if changed == 0 {
+                return Ok(()); // stale: nothing to bump or announce
+            }
+            let version: i64 = tx
+                .query_one(
+                    "UPDATE gyre_protect_version SET version = version + 1 WHERE feature = $1
+                     RETURNING version",
+                    &[&kind.feature()],
+                )
+                .await?
+                .get(0);
+            let notice = serde_json::to_string(&Notice {
+                node: node.to_string(),
+                change: change.clone(),
+                version,
+            })
+            .unwrap_or_default();
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notice])
                 .await
+                .map(|_| ())
         };
         self.timed("postgresql write", write).await?;
         self.timed("postgresql write", tx.commit()).await

@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 /// a live invalidation only moves forward), then bumps the version and
 /// publishes. A removal leaves a marker (`"x":1`) for an hour (it expires
 /// through the sorted set), so a change made before the removal but
-/// written after it cannot bring the entry back. Returns 1 if the entry
-/// changed, 0 if the change was stale.
+/// written after it cannot bring the entry back. Returns the new version,
+/// or 0 if the change was stale (then nothing is bumped or announced).
 const WRITE: &str = r#"
 local function later(a, b)
   if a == 0 or b == 0 then return 0 end
@@ -78,9 +78,10 @@ else
     redis.call('ZREM', KEYS[2], field)
   end
 end
-redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', KEYS[4], ARGV[9])
-return 1
+local v = redis.call('INCR', KEYS[3])
+-- The announcement is the JSON notice with the new version added.
+redis.call('PUBLISH', KEYS[4], string.sub(ARGV[9], 1, -2) .. ',"version":' .. v .. '}')
+return v
 "#;
 
 /// Deletes up to 1,000 entries whose `expire_at` is at or before ARGV[1].
@@ -253,6 +254,7 @@ impl RedisStore {
         let notice = serde_json::to_string(&Notice {
             node: node.to_string(),
             change: change.clone(),
+            version: 0, // dropped by the script, which appends the real one
         })
         .map_err(|e| unavailable("encode change", e))?;
         let (expire_at, issued_before, reason) = match &rec {
