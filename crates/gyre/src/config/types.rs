@@ -613,9 +613,9 @@ pub struct ProtectFeature {
     /// `redis`: Redis storage settings (for `storage_type=redis`).
     pub redis: Option<Redis>,
     /// `reload_interval` (Gyre extension): how often each node checks the
-    /// store's version and reloads every entry when it moved, repairing
-    /// whatever a lost notification missed (10s; every 30 checks it reloads
-    /// regardless). Only with persistent storage.
+    /// store's version and reloads every entry when a change notification
+    /// was missed, repairing what it carried (10s; every 30 checks it
+    /// reloads regardless). Only with persistent storage.
     pub reload_interval: Dur,
     /// `start_without_storage` (Gyre extension): when the store cannot be
     /// reached at start, start anyway and keep retrying (enforcing nothing

@@ -55,6 +55,12 @@ fn validate_storage(
                     "Sentinel needs the master's name",
                 ));
             }
+            if r.sentinel_address.0.is_empty() && !r.sentinel_master_name.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.redis.sentinel_address"),
+                    "a Sentinel master name needs the Sentinels' addresses",
+                ));
+            }
             if r.sentinel_address.0.is_empty() && r.address.0.len() != 1 {
                 return Err(ConfigError::invalid(
                     &format!("{key}.redis.address"),
@@ -70,7 +76,7 @@ fn validate_storage(
                     "Redis Cluster is not supported for protective storage: a reshard could lose entries; use one Redis address",
                 ));
             }
-            if r.tls.enabled || r.address.0[0].starts_with("rediss://") {
+            if r.tls.enabled || r.address.0.iter().any(|a| a.starts_with("rediss://")) {
                 return Err(ConfigError::invalid(
                     &format!("{key}.redis.tls"),
                     "TLS to Redis is not supported for protective storage yet",
@@ -379,6 +385,21 @@ mod tests {
             assert!(
                 err(json!({f: {"storage_type": "redis", "redis": {"address": "a:1", "cluster_address": ["c:1"]}}}))
                     .contains("cluster_address")
+            );
+            // Sentinel: both keys, any (even empty) address list.
+            load_value(
+                json!({f: {"storage_type": "redis", "redis": {"address": [], "sentinel_address": ["s:1"], "sentinel_master_name": "m"}}}),
+                &[],
+                &[],
+            )
+            .unwrap();
+            assert!(
+                err(json!({f: {"storage_type": "redis", "redis": {"sentinel_address": ["s:1"]}}}))
+                    .contains("sentinel_master_name")
+            );
+            assert!(
+                err(json!({f: {"storage_type": "redis", "redis": {"sentinel_master_name": "m"}}}))
+                    .contains("sentinel_address")
             );
             load_value(
                 json!({f: {"storage_type": "redis", "redis": {"address": ["127.0.0.1:6379"]}}}),

@@ -18,15 +18,17 @@ use crate::protect::{Change, Listed, Op, TokenVerdict};
 impl Node {
     /// Makes a protective change: store first (which also announces it to
     /// the other nodes), then the sets and live connections. A store that
-    /// fails answers the error and applies nothing anywhere. Returns how
-    /// many live connections it reached.
-    pub async fn protect(&self, change: Change) -> Result<usize, NodeError> {
+    /// fails answers the error and applies nothing anywhere. (The store's
+    /// own announcement of the change may reach this node first; applying
+    /// it twice changes nothing.)
+    pub async fn protect(&self, change: Change) -> Result<(), NodeError> {
         let kind = change.kind();
         if let Err(e) = self.stores.get(kind).write(kind, &change, &self.id).await {
             Metrics::inc(&self.metrics.protect_store_errors);
             return Err(e.into());
         }
-        Ok(self.apply_protect(&change))
+        self.apply_protect(&change);
+        Ok(())
     }
 
     /// Applies a change to the in-memory sets and to live connections:

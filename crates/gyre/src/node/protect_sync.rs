@@ -7,10 +7,12 @@
 //! * a listener per store hears each change at once (Redis pub/sub on the
 //!   storage Redis, PostgreSQL `LISTEN`) and applies it exactly as a local
 //!   API call is applied (`Node::apply_protect`);
-//! * every `reload_interval` each feature's version is checked, and all
-//!   entries are reloaded when it moved (or every 30 checks, or after a
-//!   listener reconnected), so a lost notification, unblocks included, is
-//!   repaired; newly blocked or revoked live connections are then closed;
+//! * every `reload_interval` (and at once after a listener reconnects)
+//!   each feature's version is checked against the newest version heard in
+//!   order; all entries are reloaded when they differ (a notification was
+//!   lost) and every 30 checks regardless, so a lost notification, unblocks
+//!   included, is repaired; newly blocked or revoked live connections are
+//!   then closed;
 //! * expired entries are deleted from the store every minute.
 //!
 //! A failing store never loses what memory holds: checks keep using the
@@ -319,8 +321,12 @@ impl Node {
                             }
                             if n.node != node.id {
                                 Metrics::inc(&node.metrics.protect_notifications);
-                                node.apply_protect(&n.change);
                             }
+                            // This node's own changes too: normally already
+                            // applied (a no-op), but a write stored although
+                            // its answer timed out (the API said 100) is
+                            // applied now rather than at the next reload.
+                            node.apply_protect(&n.change);
                         }
                         // Reconnected: reload what may have been missed.
                         (Some(kind), Heard::Connected) => k[kick_index(kind)].notify_one(),

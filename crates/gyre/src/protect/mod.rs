@@ -214,7 +214,8 @@ impl Protect {
     }
 
     /// Applies one change; returns false when it was older than what the key
-    /// already reflects (and so changed nothing). Merge rules, for changes
+    /// already reflects, or an addition already applied (and so changed
+    /// nothing). Merge rules, for changes
     /// in time order:
     /// * a block replaces the user's block (expiry and reason);
     /// * a revocation keeps the later expiry (0 wins: never expire);
@@ -234,6 +235,15 @@ impl Protect {
         }
         let at = c.at_ms;
         let now = at.div_euclid(1000);
+        // The same addition again (a store echoing this node's own write, a
+        // notification racing the write that made it): nothing to do.
+        if matches!(
+            c.op,
+            Op::Block { .. } | Op::Revoke { .. } | Op::Invalidate { .. }
+        ) && self.created_ms(kind, &key) == Some(at)
+        {
+            return false;
+        }
         let mut fresh = true;
         match &c.op {
             Op::Block {
@@ -683,8 +693,8 @@ mod tests {
         // A late unblock older than the block does not lift it.
         assert!(!p.apply(&at(2_500, Op::Unblock { user: "u".into() })));
         assert!(p.is_blocked("u", 5));
-        // Duplicates are harmless.
-        assert!(p.apply(&at(3_000, block("u"))));
+        // Duplicates are harmless, and reported as changing nothing.
+        assert!(!p.apply(&at(3_000, block("u"))));
         assert!(p.is_blocked("u", 5));
         // A late block with an older time does not replace a newer one's expiry.
         assert!(!p.apply(&at(

@@ -15,8 +15,9 @@
 //!   version and `NOTIFY`s the change.
 //!
 //! Other nodes hear about a change at once through the store's
-//! notifications, and repair anything a lost notification missed by
-//! reloading when the version moved (node `protect_sync`).
+//! notifications, which carry the feature's version, and repair anything
+//! a lost notification missed by reloading when the store's version is not
+//! the one heard (node `protect_sync`).
 
 mod postgres;
 mod redis;

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS gyre_user_tokens_invalidate (
 CREATE INDEX IF NOT EXISTS gyre_user_tokens_invalidate_expire_at
     ON gyre_user_tokens_invalidate (expire_at) WHERE expire_at > 0;
 
--- Bumped by every write: a node reloads a feature when it moved.
+-- Bumped by every write that changed something, and announced with it: a
+-- node reloads a feature when the version is not the one it heard.
 CREATE TABLE IF NOT EXISTS gyre_protect_version (
     feature  text   PRIMARY KEY,
     version  bigint NOT NULL DEFAULT 0
