@@ -76,10 +76,12 @@ fn validate_storage(
                     "Redis Cluster is not supported for protective storage: a reshard could lose entries; use one Redis address",
                 ));
             }
-            if r.tls.enabled || r.address.0.iter().any(|a| a.starts_with("rediss://")) {
+            if !r.sentinel_address.0.is_empty()
+                && (r.tls.enabled || r.address.0.iter().any(|a| a.starts_with("rediss://")))
+            {
                 return Err(ConfigError::invalid(
                     &format!("{key}.redis.tls"),
-                    "TLS to Redis is not supported for protective storage yet",
+                    "TLS through Sentinel is not supported for protective storage yet; use TLS to one address",
                 ));
             }
             reload_interval(key, f)

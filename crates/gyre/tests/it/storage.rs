@@ -648,3 +648,75 @@ async fn storage_through_sentinel_follows_a_failover() {
     assert_eq!(try_connect(&s, json!({"sub": "after"})).await, Err(3503));
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn storage_over_tls_to_redis() {
+    // A Redis of our own that speaks TLS only, with a self-signed cert.
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, pkey) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&pkey, key.signing_key.serialize_pem()).unwrap();
+    let port = OwnRedis::free_port();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--tls-auth-clients",
+            "no",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&pkey)
+        .arg("--tls-ca-cert-file")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    eventually("TLS Redis listens", async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let f = |ca: &str| {
+        json!({"user_block": {"storage_type": "redis", "redis": {
+            "address": format!("rediss://127.0.0.1:{port}"), "prefix": "gyretest",
+            "connect_timeout": "500ms", "io_timeout": "1s",
+            "tls": {"enabled": true, "server_ca_pem": ca}}}})
+    };
+    // The server's certificate is verified against server_ca_pem (here a file path).
+    let cfg = f(cert.to_str().unwrap());
+    let s = server(cfg.clone()).await;
+    Api::new(&s)
+        .call("block_user", json!({"user": "tls"}))
+        .await;
+    s.shutdown().await;
+    let s = server(cfg).await;
+    assert_eq!(try_connect(&s, json!({"sub": "tls"})).await, Err(3503));
+    s.shutdown().await;
+    // Another CA: the connection is refused, and so is the start.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let c = gyre::config::load_value(base_config(f(&other.cert.pem())), &[], &[])
+        .unwrap()
+        .config;
+    let err = gyre::app::start(c)
+        .await
+        .err()
+        .expect("untrusted server refused")
+        .to_string();
+    assert!(err.contains("user_block"), "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -126,9 +126,15 @@ impl RedisStore {
     /// A store for a validated section (one address, or Sentinel); no I/O yet.
     pub fn new(cfg: &RedisCfg) -> Result<RedisStore, StoreError> {
         let target = if cfg.sentinel_address.0.is_empty() {
-            let info =
-                connection_info(cfg.address.0.first().map(String::as_str).unwrap_or(""), cfg)?;
-            Target::Direct(redis::Client::open(info).map_err(|e| unavailable("redis address", e))?)
+            let addr = cfg.address.0.first().map(String::as_str).unwrap_or("");
+            let tls = cfg.tls.enabled || addr.starts_with("rediss://");
+            let client = if tls {
+                let info = connection_info(&tls_url(addr, cfg.tls.insecure_skip_verify), cfg)?;
+                redis::Client::build_with_tls(info, tls_certificates(&cfg.tls)?)
+            } else {
+                redis::Client::open(connection_info(addr, cfg)?)
+            };
+            Target::Direct(client.map_err(|e| unavailable("redis address", e))?)
         } else {
             let sentinels = cfg
                 .sentinel_address
@@ -396,6 +402,54 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// `addr` as a `rediss://` URL (`#insecure` when the server's certificate
+/// is not to be verified).
+fn tls_url(addr: &str, insecure: bool) -> String {
+    let rest = addr
+        .strip_prefix("rediss://")
+        .or_else(|| addr.strip_prefix("redis://"))
+        .unwrap_or(addr);
+    let rest = rest.split('#').next().unwrap_or(rest);
+    format!("rediss://{rest}{}", if insecure { "#insecure" } else { "" })
+}
+
+/// The certificates of a `tls` section: the server's CA (else the system's
+/// roots) and an optional client certificate and key. Each PEM may be the
+/// PEM text itself, a file path, or base64 of the PEM, as in Centrifugo.
+fn tls_certificates(t: &crate::config::Tls) -> Result<redis::TlsCertificates, StoreError> {
+    let client_tls = match (t.cert_pem.is_empty(), t.key_pem.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some(redis::ClientTlsConfig {
+            client_cert: pem("tls.cert_pem", &t.cert_pem)?,
+            client_key: pem("tls.key_pem", &t.key_pem)?,
+        }),
+        _ => return Err(unavailable("redis tls", "cert_pem and key_pem go together")),
+    };
+    let root_cert = if t.server_ca_pem.is_empty() {
+        None
+    } else {
+        Some(pem("tls.server_ca_pem", &t.server_ca_pem)?)
+    };
+    Ok(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+/// A PEM given as text, a file path, or base64 of the text.
+fn pem(key: &str, v: &str) -> Result<Vec<u8>, StoreError> {
+    use base64::Engine;
+    if v.trim_start().starts_with("-----BEGIN") {
+        return Ok(v.as_bytes().to_vec());
+    }
+    if let Ok(b) = std::fs::read(v) {
+        return Ok(b);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| unavailable(key, "not PEM text, a readable file or base64 PEM"))
 }
 
 /// The connection info of `addr` (`host:port` or a `redis://` URL), with
