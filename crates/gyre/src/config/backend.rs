@@ -286,9 +286,8 @@ pub struct Postgres {
     /// `key=value` form (never printed by `Debug`).
     pub dsn: String,
     /// Any other key of Centrifugo PRO's section (pool and replica
-    /// settings), kept as written: this section accepted any key before it
-    /// was typed, and Gyre does not connect to PostgreSQL yet. `Debug`
-    /// prints only their names, since they may hold credentials too.
+    /// settings), kept as written and unused: Gyre sizes its own pool.
+    /// `Debug` prints only their names, since they may hold credentials too.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }

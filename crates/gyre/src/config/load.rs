@@ -84,7 +84,13 @@ pub fn load_value(
     let mut tree = defaults.clone();
     merge(&mut tree, file_value);
     let mut unknown = Vec::new();
-    apply_env(&mut tree, &defaults, env, &mut warnings, &mut unknown)?;
+    apply_env(
+        &mut tree,
+        &env_defaults(&defaults),
+        env,
+        &mut warnings,
+        &mut unknown,
+    )?;
     for (path, value) in flags {
         set_path(&mut tree, path, value.clone());
     }
@@ -199,6 +205,22 @@ fn leaves<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
 /// The environment variable Centrifugo reads for a key path.
 pub fn env_name(path: &str) -> String {
     format!("CENTRIFUGO_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+/// The defaults as the environment sees them: sections that are absent by
+/// default (`database.postgresql`, each protective feature's `redis`) get
+/// their fields, so `CENTRIFUGO_DATABASE_POSTGRESQL_DSN` or
+/// `CENTRIFUGO_USER_BLOCK_REDIS_ADDRESS` set them (secrets usually come
+/// from the environment).
+fn env_defaults(defaults: &Value) -> Value {
+    let mut d = defaults.clone();
+    let redis = serde_json::to_value(super::Redis::default()).expect("defaults serialize");
+    for f in ["user_block", "token_revoke", "user_tokens_invalidate"] {
+        set_path(&mut d, &format!("{f}.redis"), redis.clone());
+    }
+    let pg = serde_json::to_value(super::Postgres::default()).expect("defaults serialize");
+    set_path(&mut d, "database.postgresql", pg);
+    d
 }
 
 fn apply_env(
@@ -423,5 +445,32 @@ mod tests {
         )
         .unwrap();
         assert!(l.config.client.subscription_token.enabled);
+    }
+
+    #[test]
+    fn env_reaches_sections_absent_by_default() {
+        let l = load_value(
+            json!({"user_block": {"storage_type": "redis"}, "token_revoke": {"storage_type": "database"}}),
+            &env(&[
+                ("CENTRIFUGO_USER_BLOCK_REDIS_ADDRESS", "127.0.0.1:6390"),
+                ("CENTRIFUGO_USER_BLOCK_REDIS_PASSWORD", "pw"),
+                ("CENTRIFUGO_DATABASE_ENABLED", "true"),
+                ("CENTRIFUGO_DATABASE_POSTGRESQL_DSN", "postgresql://u:p@127.0.0.1/db"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert!(l.unknown.is_empty(), "{:?}", l.unknown);
+        let r = l.config.user_block.redis.as_ref().unwrap();
+        assert_eq!(
+            (r.address.0.as_slice(), r.password.as_str()),
+            (&["127.0.0.1:6390".to_string()][..], "pw")
+        );
+        assert_eq!(
+            l.config.database.postgresql.as_ref().unwrap().dsn,
+            "postgresql://u:p@127.0.0.1/db"
+        );
+        // Sections not set through the environment stay absent.
+        assert!(l.config.token_revoke.redis.is_none());
     }
 }
