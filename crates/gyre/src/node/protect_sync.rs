@@ -380,7 +380,7 @@ impl Node {
     }
 
     async fn reload_loop(
-        &self,
+        self: &Arc<Self>,
         kind: Kind,
         interval: Duration,
         mut load_now: bool,
@@ -420,7 +420,21 @@ impl Node {
             let snapshot_ms = crate::protect::change::now_ms();
             match store.load(kind).await {
                 Ok(changes) => {
-                    let effective = self.protect.reconcile(kind, changes, snapshot_ms);
+                    // Comparing a large table is CPU work (about a second
+                    // for a million entries): off the runtime's workers, so
+                    // connections are not held up meanwhile.
+                    let node = self.clone();
+                    let effective = match tokio::task::spawn_blocking(move || {
+                        node.protect.reconcile(kind, changes, snapshot_ms)
+                    })
+                    .await
+                    {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::error!(error = %e, "reconciling protective entries failed");
+                            continue;
+                        }
+                    };
                     if !effective.is_empty() {
                         tracing::info!(
                             feature = kind.feature(),
