@@ -13,7 +13,10 @@
 #   load       1M revoked UUID jtis written straight into the store; gyre is
 #              started on it and on an empty store of the same config, RUNS
 #              times each: load ms (the "protective entries loaded" log line)
-#              and RSS growth per entry (VmRSS after start, full - empty).
+#              and RSS growth per entry (VmRSS, full - empty) once the
+#              process is idle again (the reload loops load everything once
+#              more right after start), beside VmRSS when /health first
+#              answers and after malloc_trim (through gdb, when present).
 #   write      WRITES sequential POST /api/block_user (distinct users) over
 #              one keep-alive connection: p50/p99 per storage.
 #   propagate  two gyre nodes on one store (memory engine): block_user on
@@ -96,6 +99,7 @@ c = {
     "client": {"token": {"hmac_secret_key": "bench-secret"}},
     "http_api": {"key": "bench-key"},
     "health": {"enabled": True},
+    "prometheus": {"enabled": True},
     "channel": {"without_namespace": {"allow_subscribe_for_client": True}},
 }
 feature = {"storage_type": storage}
@@ -136,6 +140,39 @@ stop() { # stop PID
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, 10 ms ticks
+
+# settle PID: waits until the process's CPU time has stayed put (at most one
+# tick) for 2 s, 60 s at most: after the start-up load, the reload loops
+# run once more in the background.
+settle() {
+  local pid=$1 last=-1 same=0 t
+  for _ in $(seq 1 120); do
+    t=$(cpu_ticks "$pid")
+    if [ "$last" -ge 0 ] && [ $((t - last)) -le 1 ]; then same=$((same + 1)); else same=0; fi
+    last=$t
+    [ "$same" -ge 4 ] && return 0
+    sleep 0.5
+  done
+  echo "    (pid $pid still busy after 60 s)" >&2
+}
+
+# metric PORT NAME: a Prometheus counter's value (0 when absent).
+metric() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2; f=1} END {if (!f) print 0}'
+}
+
+# trimmed_rss PID: VmRSS after glibc's malloc_trim(0), called through gdb:
+# what the heap really holds, without the freed memory malloc keeps.
+# "null" without gdb or when attaching is not allowed.
+trimmed_rss() {
+  if command -v gdb >/dev/null \
+    && timeout 60 gdb -p "$1" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1; then
+    rss_kib "$1"
+  else
+    echo null
+  fi
+}
 
 # loaded LOG FEATURE: "entries ms" of the feature's "protective entries loaded" line.
 loaded() {
@@ -202,7 +239,7 @@ INSERT INTO gyre_token_revoke (uid, expire_at, created_ms)
 UPDATE gyre_protect_version SET version = version + 1 WHERE feature = 'token_revoke';
 VACUUM ANALYZE gyre_token_revoke;
 SQL
-  local storage run kind store entries ms rss log n_ms
+  local storage run kind store entries ms rss ready cpu reloads trimmed log
   for storage in redis database; do
     for run in $(seq 1 "$RUNS"); do
       for kind in empty full; do
@@ -210,12 +247,16 @@ SQL
         conf "$OUT/load.json" "$PORT" "$storage" "$store"
         log="load_${storage}_${kind}_$run"
         start "$log" "$OUT/load.json" "$PORT"
-        sleep 1 # let the start settle before reading RSS
-        rss=$(rss_kib "$STARTED")
+        ready=$(rss_kib "$STARTED")  # as soon as /health answers
+        settle "$STARTED"
+        rss=$(rss_kib "$STARTED")    # the figure: after the start-up reloads too
+        cpu=$(( $(cpu_ticks "$STARTED") * 10 ))
+        reloads=$(metric "$PORT" gyre_protect_reloads_total)
+        trimmed=$(trimmed_rss "$STARTED")
         stop "$STARTED"
         read -r entries ms < <(loaded "$OUT/$log.log" token_revoke)
-        echo "    $storage $kind run $run: entries=$entries ms=$ms rss=${rss} KiB"
-        record "{\"part\":\"load\",\"storage\":\"$storage\",\"store\":\"$kind\",\"run\":$run,\"entries\":$entries,\"load_ms\":$ms,\"rss_kib\":$rss}"
+        echo "    $storage $kind run $run: entries=$entries ms=$ms rss=$rss KiB (at ready $ready, after malloc_trim $trimmed) cpu=${cpu} ms reloads=$reloads"
+        record "{\"part\":\"load\",\"storage\":\"$storage\",\"store\":\"$kind\",\"run\":$run,\"entries\":$entries,\"load_ms\":$ms,\"rss_kib\":$rss,\"rss_ready_kib\":$ready,\"rss_trimmed_kib\":$trimmed,\"cpu_ms\":$cpu,\"reloads\":$reloads}"
       done
     done
   done
@@ -349,16 +390,22 @@ load = [r for r in rows if r["part"] == "load"]
 for storage in ("redis", "database"):
     runs = sorted({r["run"] for r in load if r["storage"] == storage})
     if not runs: continue
-    ms, per, full, empty, n = [], [], [], [], 0
+    ms, per, ready, trimmed, cpu, reloads, full, empty, n = [], [], [], [], [], [], [], [], 0
     for run in runs:
         f = next(r for r in load if r["storage"] == storage and r["run"] == run and r["store"] == "full")
         e = next(r for r in load if r["storage"] == storage and r["run"] == run and r["store"] == "empty")
-        n = f["entries"]
+        n = max(f["entries"], 1)
         ms.append(f["load_ms"]); full.append(f["rss_kib"]); empty.append(e["rss_kib"])
-        per.append((f["rss_kib"] - e["rss_kib"]) * 1024 / max(n, 1))
+        per.append((f["rss_kib"] - e["rss_kib"]) * 1024 / n)
+        ready.append((f["rss_ready_kib"] - e["rss_ready_kib"]) * 1024 / n)
+        if f["rss_trimmed_kib"] is not None and e["rss_trimmed_kib"] is not None:
+            trimmed.append((f["rss_trimmed_kib"] - e["rss_trimmed_kib"]) * 1024 / n)
+        cpu.append(f["cpu_ms"]); reloads.append(f["reloads"])
     print(f"load {storage:<9} entries={n} load_ms min={min(ms)} median={med(ms):g}  "
-          f"bytes/entry min={min(per):.1f} median={med(per):.1f}  "
+          f"bytes/entry (settled) min={min(per):.1f} median={med(per):.1f}  "
           f"(rss full {min(full)}..{max(full)} KiB, empty {min(empty)}..{max(empty)} KiB, {len(runs)} runs)")
+    print(f"     {storage:<9} bytes/entry at ready median={med(ready):.1f}; after malloc_trim median={med(trimmed):.1f}; "
+          f"start cpu median={med(cpu):g} ms; reloads after start {min(reloads)}..{max(reloads)} (all features)")
 for r in rows:
     if r["part"] == "write":
         print(f'write {r["storage"]:<9} block_user x{r["calls"]}: p50={r["p50_ms"]} p99={r["p99_ms"]} max={r["max_ms"]} ms (mean {r["mean_ms"]})')
