@@ -157,6 +157,17 @@ settle() {
   echo "    (pid $pid still busy after 60 s)" >&2
 }
 
+# Busy CPU of the whole machine (all cores, 10 ms ticks; this script's own
+# processes included): a figure far above what the measured work needs
+# means something else competed for the two cores meanwhile.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+BUSY_AT=0 BUSY_T0=0
+busy_start() { BUSY_AT=$(machine_ticks); BUSY_T0=$(date +%s%N); }
+busy_pct() { # machine busy % of one core since busy_start
+  local ticks=$(( $(machine_ticks) - BUSY_AT )) ns=$(( $(date +%s%N) - BUSY_T0 ))
+  echo $(( ticks * 1000000000 / (ns + 1) ))
+}
+
 # metric PORT NAME: a Prometheus counter's value (0 when absent).
 metric() {
   curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2; f=1} END {if (!f) print 0}'
@@ -239,24 +250,26 @@ INSERT INTO gyre_token_revoke (uid, expire_at, created_ms)
 UPDATE gyre_protect_version SET version = version + 1 WHERE feature = 'token_revoke';
 VACUUM ANALYZE gyre_token_revoke;
 SQL
-  local storage run kind store entries ms rss ready cpu reloads trimmed log
+  local storage run kind store entries ms rss ready cpu reloads trimmed busy log
   for storage in redis database; do
     for run in $(seq 1 "$RUNS"); do
       for kind in empty full; do
         store="${NAME}_$kind"
         conf "$OUT/load.json" "$PORT" "$storage" "$store"
         log="load_${storage}_${kind}_$run"
+        busy_start
         start "$log" "$OUT/load.json" "$PORT"
         ready=$(rss_kib "$STARTED")  # as soon as /health answers
         settle "$STARTED"
         rss=$(rss_kib "$STARTED")    # the figure: after the start-up reloads too
         cpu=$(( $(cpu_ticks "$STARTED") * 10 ))
         reloads=$(metric "$PORT" gyre_protect_reloads_total)
+        busy=$(busy_pct)
         trimmed=$(trimmed_rss "$STARTED")
         stop "$STARTED"
         read -r entries ms < <(loaded "$OUT/$log.log" token_revoke)
-        echo "    $storage $kind run $run: entries=$entries ms=$ms rss=$rss KiB (at ready $ready, after malloc_trim $trimmed) cpu=${cpu} ms reloads=$reloads"
-        record "{\"part\":\"load\",\"storage\":\"$storage\",\"store\":\"$kind\",\"run\":$run,\"entries\":$entries,\"load_ms\":$ms,\"rss_kib\":$rss,\"rss_ready_kib\":$ready,\"rss_trimmed_kib\":$trimmed,\"cpu_ms\":$cpu,\"reloads\":$reloads}"
+        echo "    $storage $kind run $run: entries=$entries ms=$ms rss=$rss KiB (at ready $ready, after malloc_trim $trimmed) cpu=${cpu} ms reloads=$reloads machine_busy=${busy}%"
+        record "{\"part\":\"load\",\"storage\":\"$storage\",\"store\":\"$kind\",\"run\":$run,\"entries\":$entries,\"load_ms\":$ms,\"rss_kib\":$rss,\"rss_ready_kib\":$ready,\"rss_trimmed_kib\":$trimmed,\"cpu_ms\":$cpu,\"reloads\":$reloads,\"machine_busy_pct\":$busy}"
       done
     done
   done
@@ -271,7 +284,8 @@ part_write() {
     conf "$OUT/write.json" "$PORT" "$storage" "$store"
     start "write_$storage" "$OUT/write.json" "$PORT"
     echo "==> write: $WRITES x block_user, $storage storage"
-    python3 - "$PORT" "$WRITES" "$WARMUP" "$storage" "$NAME" <<'PY' >>"$OUT/results.jsonl"
+    busy_start
+    python3 - "$PORT" "$WRITES" "$WARMUP" "$storage" "$NAME" <<'PY' >"$OUT/write_$storage.json"
 import http.client, json, sys, time
 port, n, warm, storage, tag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -296,6 +310,8 @@ print(json.dumps({"part": "write", "storage": storage, "calls": n, "warmup": war
                   "p50_ms": round(q(0.50), 3), "p99_ms": round(q(0.99), 3),
                   "max_ms": round(s[-1], 3), "mean_ms": round(sum(s) / len(s), 3)}))
 PY
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["machine_busy_pct"]=int(sys.argv[2]); print(json.dumps(d))' \
+      "$OUT/write_$storage.json" "$(busy_pct)" >>"$OUT/results.jsonl"
     tail -1 "$OUT/results.jsonl" | sed 's/^/    /'
     stop "$STARTED"
   done
@@ -390,7 +406,7 @@ load = [r for r in rows if r["part"] == "load"]
 for storage in ("redis", "database"):
     runs = sorted({r["run"] for r in load if r["storage"] == storage})
     if not runs: continue
-    ms, per, ready, trimmed, cpu, reloads, full, empty, n = [], [], [], [], [], [], [], [], 0
+    ms, per, ready, trimmed, cpu, reloads, busy, full, empty, n = [], [], [], [], [], [], [], [], [], 0
     for run in runs:
         f = next(r for r in load if r["storage"] == storage and r["run"] == run and r["store"] == "full")
         e = next(r for r in load if r["storage"] == storage and r["run"] == run and r["store"] == "empty")
@@ -400,23 +416,26 @@ for storage in ("redis", "database"):
         ready.append((f["rss_ready_kib"] - e["rss_ready_kib"]) * 1024 / n)
         if f["rss_trimmed_kib"] is not None and e["rss_trimmed_kib"] is not None:
             trimmed.append((f["rss_trimmed_kib"] - e["rss_trimmed_kib"]) * 1024 / n)
-        cpu.append(f["cpu_ms"]); reloads.append(f["reloads"])
+        cpu.append(f["cpu_ms"]); reloads.append(f["reloads"]); busy.append(f["machine_busy_pct"])
     print(f"load {storage:<9} entries={n} load_ms min={min(ms)} median={med(ms):g}  "
           f"bytes/entry (settled) min={min(per):.1f} median={med(per):.1f}  "
           f"(rss full {min(full)}..{max(full)} KiB, empty {min(empty)}..{max(empty)} KiB, {len(runs)} runs)")
     print(f"     {storage:<9} bytes/entry at ready median={med(ready):.1f}; after malloc_trim median={med(trimmed):.1f}; "
-          f"start cpu median={med(cpu):g} ms; reloads after start {min(reloads)}..{max(reloads)} (all features)")
+          f"start cpu median={med(cpu):g} ms; reloads after start {min(reloads)}..{max(reloads)} (all features); "
+          f"machine busy {min(busy)}..{max(busy)}% of a core")
 for r in rows:
     if r["part"] == "write":
-        print(f'write {r["storage"]:<9} block_user x{r["calls"]}: p50={r["p50_ms"]} p99={r["p99_ms"]} max={r["max_ms"]} ms (mean {r["mean_ms"]})')
+        print(f'write {r["storage"]:<9} block_user x{r["calls"]}: p50={r["p50_ms"]} p99={r["p99_ms"]} max={r["max_ms"]} ms (mean {r["mean_ms"]}; machine busy {r["machine_busy_pct"]}% of a core)')
 for r in rows:
     if r["part"] == "propagate":
         print(f'propagate {r["storage"]:<9} nodes={r["nodes"]} rounds={r.get("rounds", 1)}: block->close p50={r.get("block_close_p50_ms")} '
               f'p99={r.get("block_close_p99_ms")} max={r.get("block_close_max_ms")} ms; revoke->close p50={r.get("revoke_close_p50_ms")} '
-              f'p99={r.get("revoke_close_p99_ms")} ms; closes {r.get("block_closes_seen")}/{r.get("block_targets")} ok={r.get("ok")}')
+              f'p99={r.get("revoke_close_p99_ms")} ms; closes {r.get("block_closes_seen")}/{r.get("block_targets")} ok={r.get("ok")}; '
+              f'other cpu {r.get("other_cpu_pct")}%')
 for r in rows:
     if r["part"] == "idle":
-        print(f'idle run {r["run"]}: {r.get("opened")} connections, server rss/conn={r.get("server_rss_per_conn_bytes")} B')
+        print(f'idle run {r["run"]}: {r.get("opened")} connections, server rss/conn={r.get("server_rss_per_conn_bytes")} B; '
+              f'other cpu while opening {r.get("open_other_cpu_pct")}%, holding {r.get("hold_other_cpu_pct")}%')
 for r in rows:
     if r["part"] == "callgrind":
         print(f'callgrind {r["path"]}: {r["instructions_per_op"]} instructions per operation')
