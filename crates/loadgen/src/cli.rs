@@ -157,6 +157,12 @@ pub(crate) struct BlockArgs {
     /// Milliseconds to keep watching after the expected closes, to catch collateral ones.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub(crate) grace_ms: u64,
+    /// Repeat the measurement this many times, each round with fresh users
+    /// and freshly opened connections; every round's close latencies go
+    /// into one histogram per call (a single close per round gives no
+    /// percentiles, so many rounds do).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) rounds: u64,
 }
 
 /// Options of the hidden `idle-worker` subcommand (set by the parent process).

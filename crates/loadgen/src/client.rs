@@ -343,6 +343,15 @@ impl Failures {
             .or_default() += 1;
     }
 
+    /// Adds the counts of `other` (e.g. an earlier round's fleet).
+    pub(crate) fn absorb(&self, other: &Failures) {
+        let theirs = other.0.lock().expect("failures lock").clone();
+        let mut mine = self.0.lock().expect("failures lock");
+        for (kind, n) in theirs {
+            *mine.entry(kind).or_default() += n;
+        }
+    }
+
     /// Total failures.
     pub(crate) fn total(&self) -> u64 {
         self.0.lock().expect("failures lock").values().sum()
@@ -365,6 +374,17 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_absorb_adds_counts() {
+        let (a, b) = (Failures::default(), Failures::default());
+        a.add(&anyhow!("refused"));
+        b.add(&anyhow!("refused"));
+        b.add(&anyhow!("reset"));
+        a.absorb(&b);
+        assert_eq!(a.total(), 3);
+        assert_eq!(a.summary(), "refused x2; reset x1");
+    }
 
     #[test]
     fn commands_are_valid_json() {

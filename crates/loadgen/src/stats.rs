@@ -195,6 +195,15 @@ pub(crate) struct CpuSample {
 }
 
 impl CpuSample {
+    /// Adds another window's figures (e.g. the next round's): a figure
+    /// stays known only while both sides know it.
+    pub(crate) fn add(&mut self, other: &CpuSample) {
+        self.wall += other.wall;
+        self.client += other.client;
+        self.server = self.server.zip(other.server).map(|(a, b)| a + b);
+        self.machine = self.machine.zip(other.machine).map(|(a, b)| a + b);
+    }
+
     /// Adds `<prefix>wall_s`, client and server CPU seconds and their share of
     /// one core (`*_cpu_pct`). `extra_client` is CPU spent by client processes
     /// this one has not waited for (running workers).

@@ -227,6 +227,30 @@ fn scenarios_against_gyre() {
     assert_eq!(num(&block, "revoke_wrong_code"), 0.0);
     assert_eq!(num(&block, "others_closed"), 0.0);
     assert_eq!(block["ok"], true, "{block}");
+
+    // Rounds: fresh users each time, all closes in one histogram.
+    let rounds = loadgen(
+        &server,
+        &[
+            "block",
+            "--connections",
+            "3",
+            "--user-connections",
+            "1",
+            "--rounds",
+            "3",
+            "--grace-ms",
+            "50",
+        ],
+    );
+    assert_eq!(num(&rounds, "rounds"), 3.0);
+    assert_eq!(num(&rounds, "opened"), 9.0);
+    assert_eq!(num(&rounds, "block_targets"), 3.0);
+    assert_eq!(num(&rounds, "block_closes_seen"), 3.0);
+    assert_eq!(num(&rounds, "block_api_failed"), 0.0);
+    assert!(num(&rounds, "block_close_p99_ms") >= num(&rounds, "block_close_p50_ms"));
+    assert_eq!(num(&rounds, "others_closed"), 0.0);
+    assert_eq!(rounds["ok"], true, "{rounds}");
 }
 
 #[test]

@@ -4,13 +4,20 @@
 //! `jti` is then revoked with `revoke_token`. Every other connection must stay
 //! open, and a fresh connect with the blocked user's (or revoked) token must
 //! be refused.
+//!
+//! `--rounds R` repeats all of it R times with fresh users and connections
+//! and puts every round's close latencies into one histogram per call, so
+//! a user with one connection still yields percentiles. The WebSocket and
+//! API targets may be different nodes sharing a store: the latency is then
+//! the cross-node propagation time.
 
 use super::Ctx;
 use super::fleet::{Fleet, Member, Outcome};
+use crate::api::Api;
 use crate::cli::BlockArgs;
-use crate::client::{self, Dialer, End, ReplyError, ServerClosed};
+use crate::client::{self, Dialer, End, Failures, ReplyError, ServerClosed};
 use crate::report::Report;
-use crate::stats::{self, CpuWindow, Latency};
+use crate::stats::{self, CpuSample, CpuWindow, Latency};
 use crate::token::unix_secs;
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -29,7 +36,8 @@ const BLOCK_CODE: u16 = 3503;
 /// Expected close code for revoked tokens in Gyre.
 const REVOKE_CODE: u16 = 3014;
 
-/// Runs the `block` scenario.
+/// Runs the `block` scenario `--rounds` times (fresh users and connections
+/// each round) and reports the rounds together.
 pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     let (n, k) = (a.connections, a.user_connections);
     let special = if a.revoke { 2 } else { 1 };
@@ -38,7 +46,84 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     }
     stats::check_fd_budget(n + 2)?;
     stats::warn_server_fd_budget(ctx.common.server_pid, n);
-    let tag = crate::token::run_tag();
+    let api = ctx.api()?;
+    let run_tag = crate::token::run_tag();
+    let mut t = Totals {
+        revoke: a.revoke.then(Tally::default),
+        ..Totals::default()
+    };
+    for round in 0..a.rounds {
+        // Round 0 keeps the single-run names; later rounds get fresh users.
+        let tag = if round == 0 {
+            run_tag.clone()
+        } else {
+            format!("{run_tag}r{round}")
+        };
+        one_round(ctx, &a, &api, &tag, &mut t).await?;
+    }
+
+    let mut r = Report::new("block");
+    ctx.describe(&mut r);
+    r.int("connections", n);
+    r.int("user_connections", k);
+    r.bool("revoke", a.revoke);
+    if a.rounds > 1 {
+        r.int("rounds", a.rounds);
+    }
+    r.section("open");
+    r.int("opened", t.opened);
+    r.int("failed", t.failed);
+    if t.failures.total() > 0 {
+        r.str("failures", &t.failures.summary());
+    }
+    r.float("open_s", t.open_secs);
+    r.section("block_user");
+    let mut ok = t.failures.total() == 0;
+    ok &= t.block.report(&mut r, "block", a.rounds);
+    r.str("block_reconnect", &summarize(&t.reconnect_blocked));
+    ok &= !t.reconnect_blocked.contains_key("connected");
+    if let Some(revoke) = &t.revoke {
+        r.section("revoke_token");
+        r.int("revoke_group_closed_by_block", t.revoked_by_block);
+        ok &= t.revoked_by_block == 0;
+        ok &= revoke.report(&mut r, "revoke", a.rounds);
+        ok &= !t.reconnect_revoked.contains_key("connected");
+        r.str("revoke_reconnect", &summarize(&t.reconnect_revoked));
+    }
+    r.section("bystanders");
+    r.int("others_closed", t.others_closed);
+    r.int("pings_answered", t.pings);
+    ok &= t.others_closed == 0;
+    r.bool("ok", ok);
+    r.section("cpu (API calls to last close + grace)");
+    if let Some(sample) = &t.cpu {
+        sample.report(&mut r, "", 0.0);
+    }
+    Ok(r)
+}
+
+/// What the rounds add up to.
+#[derive(Default)]
+struct Totals {
+    opened: u64,
+    failed: u64,
+    failures: Failures,
+    open_secs: f64,
+    block: Tally,
+    revoke: Option<Tally>,
+    revoked_by_block: u64,
+    reconnect_blocked: BTreeMap<String, u64>,
+    reconnect_revoked: BTreeMap<String, u64>,
+    others_closed: u64,
+    pings: u64,
+    /// CPU over the measured part of every round (API calls to last close + grace).
+    cpu: Option<CpuSample>,
+}
+
+/// One round: open the fleet with the round's own users, block (and
+/// revoke), wait for the closes, try to reconnect, stop the fleet.
+async fn one_round(ctx: &Ctx, a: &BlockArgs, api: &Api, tag: &str, t: &mut Totals) -> Result<()> {
+    let (n, k) = (a.connections, a.user_connections);
     let blocked_user = format!("lg-{tag}-blocked");
     let revoked_user = format!("lg-{tag}-revoked");
     let jti = format!("lg-{tag}-jti");
@@ -74,9 +159,8 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     fleet
         .wait_open(Duration::from_secs(ctx.common.max_time))
         .await;
-    let open_secs = open_start.elapsed().as_secs_f64();
+    t.open_secs += open_start.elapsed().as_secs_f64();
     let sh = fleet.shared.clone();
-    let api = ctx.api()?;
     let wait = Duration::from_secs(a.wait);
     let grace = Duration::from_millis(a.grace_ms);
 
@@ -87,10 +171,9 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
     let block_api = block_at.elapsed();
     let block_all = fleet.wait_ended(BLOCKED, sh.opened(BLOCKED), wait).await;
     tokio::time::sleep(grace).await;
-    let revoked_by_block = sh.ended(REVOKED);
+    t.revoked_by_block += sh.ended(REVOKED);
 
     let block = Phase {
-        name: "block",
         call: block_call,
         api_time: block_api,
         all_in_time: block_all,
@@ -107,7 +190,6 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
         let all_in_time = fleet.wait_ended(REVOKED, sh.opened(REVOKED), wait).await;
         tokio::time::sleep(grace).await;
         revoke = Some(Phase {
-            name: "revoke",
             call,
             api_time,
             all_in_time,
@@ -117,62 +199,45 @@ pub(crate) async fn run(ctx: &Ctx, a: BlockArgs) -> Result<Report> {
         });
     }
     let sample = window.sample();
-    let others_closed = sh.ended(OTHERS);
+    match &mut t.cpu {
+        Some(total) => total.add(&sample),
+        None => t.cpu = Some(sample),
+    }
+    t.others_closed += sh.ended(OTHERS);
 
     let fresh = ctx.minter.mint(&blocked_user, &format!("lg-{tag}-fresh"))?;
-    let reconnect_blocked = try_connect(&dialer, n, &fresh).await;
-    let reconnect_revoked = if a.revoke {
-        Some(try_connect(&dialer, n + 1, &shared_token).await)
-    } else {
-        None
-    };
+    *t.reconnect_blocked
+        .entry(try_connect(&dialer, n, &fresh).await)
+        .or_default() += 1;
+    if a.revoke {
+        *t.reconnect_revoked
+            .entry(try_connect(&dialer, n + 1, &shared_token).await)
+            .or_default() += 1;
+    }
     let outcomes = fleet.stop().await;
 
-    let mut r = Report::new("block");
-    ctx.describe(&mut r);
-    r.int("connections", n);
-    r.int("user_connections", k);
-    r.bool("revoke", a.revoke);
-    r.section("open");
-    r.int("opened", sh.opened_total());
-    r.int(
-        "failed",
-        sh.failed.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    if sh.failures.total() > 0 {
-        r.str("failures", &sh.failures.summary());
+    t.opened += sh.opened_total();
+    t.failed += sh.failed.load(std::sync::atomic::Ordering::Relaxed);
+    t.failures.absorb(&sh.failures);
+    t.pings += sh.pings.load(std::sync::atomic::Ordering::Relaxed);
+    block.tally(&outcomes, &mut t.block);
+    if let (Some(phase), Some(tally)) = (&revoke, &mut t.revoke) {
+        phase.tally(&outcomes, tally);
     }
-    r.float("open_s", open_secs);
-    r.section("block_user");
-    let mut ok = sh.failures.total() == 0;
-    ok &= block.report(&mut r, &outcomes);
-    r.str("block_reconnect", &reconnect_blocked);
-    ok &= reconnect_blocked != "connected";
-    if let Some(revoke) = &revoke {
-        r.section("revoke_token");
-        r.int("revoke_group_closed_by_block", revoked_by_block);
-        ok &= revoked_by_block == 0;
-        ok &= revoke.report(&mut r, &outcomes);
-        let again = reconnect_revoked.unwrap_or_default();
-        ok &= again != "connected";
-        r.str("revoke_reconnect", &again);
+    Ok(())
+}
+
+/// `"x"` when every round gave `x`, else `"x xN; y xM"`.
+fn summarize(counts: &BTreeMap<String, u64>) -> String {
+    if counts.len() == 1 {
+        return counts.keys().next().cloned().unwrap_or_default();
     }
-    r.section("bystanders");
-    r.int("others_closed", others_closed);
-    r.int(
-        "pings_answered",
-        sh.pings.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    ok &= others_closed == 0;
-    r.bool("ok", ok);
-    r.section("cpu (API calls to last close + grace)");
-    sample.report(&mut r, "", 0.0);
-    Ok(r)
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+    parts.join("; ")
 }
 
 /// One API call and the closes it should cause.
 struct Phase {
-    name: &'static str,
     call: Result<String>,
     api_time: Duration,
     all_in_time: bool,
@@ -182,43 +247,86 @@ struct Phase {
 }
 
 impl Phase {
-    /// Adds the phase's figures; returns whether it went as expected (the call
-    /// succeeded and every connection of the group closed with the code).
-    fn report(&self, r: &mut Report, outcomes: &[Outcome]) -> bool {
-        let name = self.name;
+    /// Adds this round's call and the closes of its group to `t`.
+    fn tally(&self, outcomes: &[Outcome], t: &mut Tally) {
+        t.calls += 1;
         if let Err(e) = &self.call {
-            r.str(&format!("{name}_api_error"), &format!("{e:#}"));
+            t.failed_calls += 1;
+            t.api_error.get_or_insert_with(|| format!("{e:#}"));
         }
-        r.float(&format!("{name}_api_ms"), self.api_time.as_secs_f64() * 1e3);
-        let mut latency = Latency::default();
-        let mut codes = BTreeMap::<String, u64>::new();
-        let (mut targets, mut closed, mut wrong) = (0u64, 0u64, 0u64);
+        t.api.record(self.api_time);
+        t.api_max = t.api_max.max(self.api_time);
+        t.late_rounds += u64::from(!self.all_in_time);
         for o in outcomes.iter().filter(|o| o.group == self.group) {
             let Some(end) = &o.end else { continue };
-            targets += 1;
+            t.targets += 1;
             match end {
                 End::Closed { code, reason, at } => {
-                    closed += 1;
-                    wrong += u64::from(*code != self.code);
-                    latency.record(at.saturating_duration_since(self.at));
-                    *codes.entry(format!("{code} {reason}")).or_default() += 1;
+                    t.closed += 1;
+                    t.wrong += u64::from(*code != self.code);
+                    t.latency.record(at.saturating_duration_since(self.at));
+                    *t.codes.entry(format!("{code} {reason}")).or_default() += 1;
                 }
                 End::Lost { at, .. } => {
-                    wrong += 1;
-                    latency.record(at.saturating_duration_since(self.at));
-                    *codes.entry("lost (no close frame)".into()).or_default() += 1;
+                    t.wrong += 1;
+                    t.latency.record(at.saturating_duration_since(self.at));
+                    *t.codes.entry("lost (no close frame)".into()).or_default() += 1;
                 }
                 End::Stopped => {}
             }
         }
-        let summary: Vec<String> = codes.iter().map(|(c, n)| format!("{c} x{n}")).collect();
-        r.int(&format!("{name}_targets"), targets);
-        r.int(&format!("{name}_closes_seen"), closed);
+    }
+}
+
+/// One call's figures over all rounds.
+#[derive(Default)]
+struct Tally {
+    calls: u64,
+    failed_calls: u64,
+    /// The first failed call's error.
+    api_error: Option<String>,
+    api: Latency,
+    api_max: Duration,
+    /// Rounds in which not every close arrived within `--wait`.
+    late_rounds: u64,
+    targets: u64,
+    closed: u64,
+    wrong: u64,
+    codes: BTreeMap<String, u64>,
+    latency: Latency,
+}
+
+impl Tally {
+    /// Adds the figures; returns whether every round went as expected (the
+    /// call succeeded and every connection of the group closed with the
+    /// code in time). With one round the keys are those of a single run;
+    /// with more, `<name>_api_ms` is the slowest call and the call's
+    /// percentiles follow.
+    fn report(&self, r: &mut Report, name: &str, rounds: u64) -> bool {
+        if let Some(e) = &self.api_error {
+            r.str(&format!("{name}_api_error"), e);
+        }
+        r.float(&format!("{name}_api_ms"), self.api_max.as_secs_f64() * 1e3);
+        if rounds > 1 {
+            r.int(&format!("{name}_api_failed"), self.failed_calls);
+            self.api.report(r, &format!("{name}_api"), false);
+        }
+        let summary: Vec<String> = self
+            .codes
+            .iter()
+            .map(|(c, n)| format!("{c} x{n}"))
+            .collect();
+        r.int(&format!("{name}_targets"), self.targets);
+        r.int(&format!("{name}_closes_seen"), self.closed);
         r.str(&format!("{name}_close_codes"), &summary.join("; "));
-        r.int(&format!("{name}_wrong_code"), wrong);
-        r.bool(&format!("{name}_all_closed_in_time"), self.all_in_time);
-        latency.report(r, &format!("{name}_close"), false);
-        self.call.is_ok() && self.all_in_time && closed == targets && wrong == 0
+        r.int(&format!("{name}_wrong_code"), self.wrong);
+        r.bool(&format!("{name}_all_closed_in_time"), self.late_rounds == 0);
+        self.latency.report(r, &format!("{name}_close"), false);
+        self.calls > 0
+            && self.failed_calls == 0
+            && self.late_rounds == 0
+            && self.closed == self.targets
+            && self.wrong == 0
     }
 }
 
