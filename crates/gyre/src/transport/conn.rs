@@ -67,15 +67,21 @@ pub(crate) async fn run<T: Transport>(node: Arc<Node>, mut transport: T, mut ses
                 }
             }
             inbound = transport.recv() => match inbound {
+                // Boxed: the step and its close watch are a large future,
+                // and every idle connection's task would otherwise carry it.
                 Inbound::Frame(f) => {
-                    until_closed(session.handle_frame(&f, &mut out), &shutdown, handle.as_deref()).await
+                    Box::pin(until_closed(session.handle_frame(&f, &mut out), &shutdown, handle.as_deref())).await
                 }
                 Inbound::Nothing => Ok(()),
                 Inbound::Closed => break Close::Drop,
+                Inbound::PeerClosed => {
+                    transport.ack_close().await;
+                    break Close::Drop;
+                }
                 Inbound::Refuse(d) => break Close::Frame(d),
             },
             _ = &mut sleep => {
-                until_closed(session.on_timer(&mut out), &shutdown, handle.as_deref()).await
+                Box::pin(until_closed(session.on_timer(&mut out), &shutdown, handle.as_deref())).await
             }
         };
         if transport.send(&mut out).await.is_err() {
@@ -148,6 +154,7 @@ mod tests {
             Ok(())
         }
         async fn close(&mut self, _: &Disconnect) {}
+        async fn ack_close(&mut self) {}
     }
 
     /// Every idle connection's task is this future: keep an eye on its size
@@ -163,7 +170,8 @@ mod tests {
         let f = run(node, Idle, session);
         let size = std::mem::size_of_val(&f);
         eprintln!("connection task future: {size} bytes");
-        // 2,160 bytes measured when this test was written (Rust 1.95).
-        assert!(size <= 2304, "connection task future grew to {size} bytes");
+        // 2,160 bytes when the close watch around each step was inline (an
+        // idle connection then used 7.3 KiB instead of 6.2); boxed: see below.
+        assert!(size <= 1600, "connection task future grew to {size} bytes");
     }
 }

@@ -23,6 +23,9 @@ pub(crate) enum Inbound {
     Nothing,
     /// The peer closed, or the connection broke: end without a close frame.
     Closed,
+    /// The peer asked to close (a WebSocket Close frame): acknowledge with
+    /// [`Transport::ack_close`], then end.
+    PeerClosed,
     /// The transport refuses what arrived and closes with this (e.g. 1009).
     Refuse(Disconnect),
 }
@@ -43,4 +46,8 @@ pub(crate) trait Transport: Send {
     /// Ends the connection with `d` (a close frame, where the transport has
     /// one), writing for at most a second.
     fn close(&mut self, d: &Disconnect) -> impl Future<Output = ()> + Send;
+
+    /// Answers the peer's close (RFC 6455 §5.5.1 for WebSocket), writing
+    /// for at most the write timeout.
+    fn ack_close(&mut self) -> impl Future<Output = ()> + Send;
 }

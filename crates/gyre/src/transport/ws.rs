@@ -112,13 +112,7 @@ impl Transport for WsTransport {
             // JSON clients send text frames; a binary frame is not a command we can read.
             Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
             Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Inbound::Nothing,
-            Some(Ok(Message::Close(_))) => {
-                // RFC 6455 §5.5.1: answer a Close with a Close. The socket
-                // queued the echo when it read the frame; flushing sends it,
-                // so the SDK sees a clean 1000, not an abnormal 1006.
-                let _ = tokio::time::timeout(self.write_timeout, self.socket.flush()).await;
-                Inbound::Closed
-            }
+            Some(Ok(Message::Close(_))) => Inbound::PeerClosed,
             None => Inbound::Closed,
             Some(Err(e)) => {
                 let text = e.to_string();
@@ -138,6 +132,14 @@ impl Transport for WsTransport {
 
     async fn send(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ()> {
         send_batch(&mut self.socket, frames, self.write_timeout).await
+    }
+
+    async fn ack_close(&mut self) {
+        // RFC 6455 §5.5.1: answer a Close with a Close. The socket queued
+        // the echo when it read the frame; flushing sends it, so the SDK
+        // sees a clean 1000, not an abnormal 1006. (Not in `recv`: its
+        // future lives in every idle connection's task.)
+        let _ = tokio::time::timeout(self.write_timeout, self.socket.flush()).await;
     }
 
     async fn close(&mut self, d: &Disconnect) {
