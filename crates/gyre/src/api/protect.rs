@@ -263,7 +263,7 @@ pub(super) async fn connections(
         let item = ConnectionInfo {
             client: &h.id,
             user: &h.user,
-            transport: h.transport,
+            transport: h.transport.name(),
             protocol: h.protocol.name(),
             app_name: &h.app_name,
             app_version: &h.app_version,

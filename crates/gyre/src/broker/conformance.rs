@@ -126,6 +126,47 @@ pub(crate) async fn run(b: &Broker, prefix: &str) {
             .0
             .is_empty()
     );
+
+    // Idempotency: a repeated key returns the first result and neither
+    // delivers nor keeps anything; another key, or the key on another
+    // channel, publishes.
+    let idem = format!("{prefix}:idem");
+    let mut deliveries = 0;
+    let first = b
+        .publish(&idem, publication(1), opts(10, ttl), Some("k1"), |_| {
+            deliveries += 1
+        })
+        .await
+        .unwrap();
+    let again = b
+        .publish(&idem, publication(2), opts(10, ttl), Some("k1"), |_| {
+            deliveries += 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the first result again");
+    assert_eq!(deliveries, 1, "delivered once");
+    assert_eq!(
+        b.history(&idem, None, None, false).await.unwrap().0.len(),
+        1,
+        "kept once"
+    );
+    let other_key = b
+        .publish(&idem, publication(3), opts(10, ttl), Some("k2"), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(other_key.unwrap().offset, 2);
+    let elsewhere = b
+        .publish(
+            &format!("{prefix}:idem2"),
+            publication(4),
+            opts(10, ttl),
+            Some("k1"),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.unwrap().offset, 1, "keys are per channel");
 }
 
 #[tokio::test]

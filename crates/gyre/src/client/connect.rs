@@ -124,7 +124,7 @@ impl Session {
             let binary = node.proxy().connect_binary();
             let preq = proxy::ConnectRequest {
                 client: &self.id,
-                transport: self.transport,
+                transport: self.transport.name(),
                 protocol: self.proto.name(),
                 encoding: if binary { "binary" } else { "json" },
                 name: &req.name,
@@ -414,7 +414,7 @@ impl Session {
         };
         let req = proxy::RefreshRequest {
             client: &self.id,
-            transport: self.transport,
+            transport: self.transport.name(),
             protocol: self.proto.name(),
             encoding: "json",
             user: &self.user,

@@ -10,7 +10,7 @@ mod subscribe;
 
 use crate::codes::{ClientError, Disconnect};
 use crate::node::Node;
-use crate::node::handle::{ClientHandle, TokenId};
+use crate::node::handle::{ClientHandle, TokenId, TransportKind};
 use crate::node::outbox::Instruction;
 use crate::protect::TokenVerdict;
 use crate::protocol::{self, ClientInfo, Command, ProtocolKind, Push, Raw, Reply};
@@ -86,8 +86,8 @@ pub struct Session {
     node: Arc<Node>,
     /// The connection's encoding: every reply and push goes through it.
     proto: ProtocolKind,
-    /// The transport's name (`websocket`), for proxies and `connections`.
-    transport: &'static str,
+    /// The transport, for proxies and `connections`.
+    transport: TransportKind,
     phase: Phase,
     id: Arc<str>,
     user: Arc<str>,
@@ -136,13 +136,13 @@ pub(crate) fn ttl_until(unix: i64) -> u32 {
 impl Session {
     /// A new session of a JSON WebSocket connection, in the connecting phase.
     pub fn new(node: Arc<Node>, headers: HeaderMap) -> Self {
-        Self::for_transport(node, "websocket", ProtocolKind::Json, headers)
+        Self::for_transport(node, TransportKind::Websocket, ProtocolKind::Json, headers)
     }
 
-    /// A new session over `transport` (its name) speaking `proto`.
+    /// A new session over `transport` speaking `proto`.
     pub fn for_transport(
         node: Arc<Node>,
-        transport: &'static str,
+        transport: TransportKind,
         proto: ProtocolKind,
         headers: HeaderMap,
     ) -> Self {

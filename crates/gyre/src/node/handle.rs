@@ -10,6 +10,23 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A connection's transport (one byte per connection, not a `&str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportKind {
+    /// Bidirectional WebSocket (`/connection/websocket`).
+    #[default]
+    Websocket,
+}
+
+impl TransportKind {
+    /// The name in proxy requests and the `connections` API.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
+
 /// Token identity (`jti`, `iat`) as shown by `connections` (`state.connection_token`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TokenId {
@@ -70,8 +87,8 @@ pub struct ClientHandle {
     pub user: Arc<str>,
     /// Outbound queue.
     pub outbox: Outbox,
-    /// Transport name (`websocket`), for proxies and `connections`.
-    pub transport: &'static str,
+    /// The transport, for proxies and `connections`.
+    pub transport: TransportKind,
     /// The connection's encoding.
     pub protocol: crate::protocol::ProtocolKind,
     /// Client-provided app name.
@@ -98,7 +115,7 @@ impl ClientHandle {
             id: id.clone(),
             user: user.clone(),
             outbox: Outbox::new(queue_max),
-            transport: "websocket",
+            transport: TransportKind::Websocket,
             protocol: crate::protocol::ProtocolKind::Json,
             app_name: String::new(),
             app_version: String::new(),

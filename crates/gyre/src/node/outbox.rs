@@ -83,9 +83,6 @@ pub struct Outbox {
     /// The connection task's waker: cheaper than a `Notify`, whose waiter
     /// list is locked on every wait (measured in the fan-out profile).
     waker: AtomicWaker,
-    /// Woken when a disconnect is requested, for a task busy in a slow
-    /// step (JWKS, proxy) that must give up.
-    closed_waker: AtomicWaker,
 }
 
 impl Outbox {
@@ -99,7 +96,6 @@ impl Outbox {
             disconnect: Mutex::new(None),
             signalled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            closed_waker: AtomicWaker::new(),
         }
     }
 
@@ -134,17 +130,17 @@ impl Outbox {
         }
         *self.disconnect.lock() = Some((d, tokio::time::Instant::now()));
         self.signal();
-        self.closed_waker.wake();
     }
 
-    /// Resolves once a disconnect was requested (without consuming it or
-    /// the queue's signal).
+    /// Resolves once a disconnect was requested, without consuming it or
+    /// the queue's signal. It shares the task's waker: the connection task
+    /// waits here only while it runs a step, never in its main wait too.
     pub async fn closed(&self) {
         std::future::poll_fn(|cx| {
             if self.is_closed() {
                 return Poll::Ready(());
             }
-            self.closed_waker.register(cx.waker());
+            self.waker.register(cx.waker());
             if self.is_closed() {
                 Poll::Ready(())
             } else {

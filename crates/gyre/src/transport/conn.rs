@@ -145,7 +145,8 @@ mod tests {
     struct Idle;
 
     impl Transport for Idle {
-        const NAME: &'static str = "idle";
+        const KIND: crate::node::handle::TransportKind =
+            crate::node::handle::TransportKind::Websocket;
         async fn recv(&mut self) -> Inbound {
             std::future::pending().await
         }

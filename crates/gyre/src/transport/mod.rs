@@ -32,8 +32,9 @@ pub(crate) enum Inbound {
 
 /// One bidirectional connection as the session sees it.
 pub(crate) trait Transport: Send {
-    /// The transport's name in proxy requests and the `connections` API.
-    const NAME: &'static str;
+    /// Which transport this is (its name in proxy requests and the
+    /// `connections` API).
+    const KIND: crate::node::handle::TransportKind;
 
     /// The next inbound frame. Must be cancel-safe: the connection loop
     /// selects over it with the outbound queue and timers.

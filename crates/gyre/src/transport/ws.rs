@@ -54,7 +54,7 @@ pub(crate) async fn handler(
             };
             let session = Session::for_transport(
                 node.clone(),
-                WsTransport::NAME,
+                WsTransport::KIND,
                 ProtocolKind::Json,
                 headers,
             );
@@ -104,7 +104,7 @@ pub(crate) struct WsTransport {
 }
 
 impl Transport for WsTransport {
-    const NAME: &'static str = "websocket";
+    const KIND: crate::node::handle::TransportKind = crate::node::handle::TransportKind::Websocket;
 
     async fn recv(&mut self) -> Inbound {
         match self.socket.recv().await {

@@ -363,7 +363,10 @@ async fn a_failing_store_loses_nothing(store: TestStore) {
     .await;
     // And changes made after recovery propagate from A again.
     api_a.call("block_user", json!({"user": "4"})).await;
-    assert_eq!(try_connect(&b, json!({"sub": "4"})).await, Err(3503));
+    eventually("a block made on A after recovery reaches B", async || {
+        try_connect(&b, json!({"sub": "4"})).await == Err(3503)
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
     store.cleanup().await;
