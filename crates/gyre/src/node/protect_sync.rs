@@ -201,13 +201,16 @@ pub(super) async fn initial_load(
                 });
             }
         };
-        match store.load(kind).await {
-            Ok(changes) => {
+        let mut n = 0usize;
+        match store
+            .load_each(kind, &mut |c| {
+                protect.apply(&c);
+                n += 1;
+            })
+            .await
+        {
+            Ok(()) => {
                 loaded.push((kind, version));
-                let n = changes.len();
-                for c in &changes {
-                    protect.apply(c);
-                }
                 tracing::info!(
                     feature = kind.feature(),
                     entries = n,

@@ -208,13 +208,26 @@ impl Store {
 
     /// Every unexpired entry of `kind`, as changes.
     pub async fn load(&self, kind: Kind) -> Result<Vec<Change>, StoreError> {
+        let mut out = Vec::new();
+        self.load_each(kind, &mut |c| out.push(c)).await?;
+        Ok(out)
+    }
+
+    /// Calls `each` with every unexpired entry of `kind`, as it is read
+    /// (page by page from Redis, row by row from PostgreSQL): loading a
+    /// large table then needs no second copy of it.
+    pub async fn load_each(
+        &self,
+        kind: Kind,
+        each: &mut (dyn FnMut(Change) + Send),
+    ) -> Result<(), StoreError> {
         let now = crate::auth::now();
-        let records = match self {
-            Store::Memory => return Ok(vec![]),
-            Store::Redis(r) => r.load(kind, now).await?,
-            Store::Postgres(p) => p.load(kind, now).await?,
-        };
-        Ok(records.into_iter().map(|r| r.into_change(kind)).collect())
+        let mut records = |r: Record| each(r.into_change(kind));
+        match self {
+            Store::Memory => Ok(()),
+            Store::Redis(r) => r.load_each(kind, now, &mut records).await,
+            Store::Postgres(p) => p.load_each(kind, now, &mut records).await,
+        }
     }
 
     /// The feature's change counter: it moves with every write, so an

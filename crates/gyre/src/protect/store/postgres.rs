@@ -304,7 +304,15 @@ impl PgStore {
         self.timed("postgresql write", tx.commit()).await
     }
 
-    pub(super) async fn load(&self, kind: Kind, now: i64) -> Result<Vec<Record>, StoreError> {
+    /// Calls `each` with every live record as rows arrive (a streamed
+    /// query), so a large table never sits in memory twice.
+    pub(super) async fn load_each(
+        &self,
+        kind: Kind,
+        now: i64,
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> Result<(), StoreError> {
+        use futures_util::StreamExt;
         let c = self.client().await?;
         let sql = match kind {
             Kind::Invalidate => {
@@ -321,20 +329,14 @@ impl PgStore {
                  FROM gyre_token_revoke WHERE NOT removed AND (expire_at = 0 OR expire_at > $1)"
             }
         };
-        let rows = tokio::time::timeout(
-            // A large table takes longer than one write: allow ten timeouts.
-            self.timeout * 10,
-            c.query(sql, &[&now]),
-        )
-        .await
-        .map_err(|_| unavailable("postgresql load", "timed out"))?
-        .map_err(|e| unavailable("postgresql load", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
+        let read = async {
+            let rows = c.query_raw(sql, [&now]).await?;
+            futures_util::pin_mut!(rows);
+            while let Some(row) = rows.next().await {
+                let row = row?;
                 let key: String = row.get(0);
                 let channel: &str = row.get(1);
-                Record {
+                each(Record {
                     key: if channel.is_empty() {
                         key
                     } else {
@@ -345,9 +347,15 @@ impl PgStore {
                     created_ms: row.get(4),
                     reason: row.get(5),
                     removed: false,
-                }
-            })
-            .collect())
+                });
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        // A large table takes longer than one write: allow ten timeouts.
+        tokio::time::timeout(self.timeout * 10, read)
+            .await
+            .map_err(|_| unavailable("postgresql load", "timed out"))?
+            .map_err(|e| unavailable("postgresql load", e))
     }
 
     pub(super) async fn version(&self, kind: Kind) -> Result<i64, StoreError> {

@@ -288,10 +288,16 @@ impl RedisStore {
         Ok(())
     }
 
-    pub(super) async fn load(&self, kind: Kind, now: i64) -> Result<Vec<Record>, StoreError> {
+    /// Calls `each` with every live record, a page (10,000) at a time, so
+    /// a large table never sits in memory twice.
+    pub(super) async fn load_each(
+        &self,
+        kind: Kind,
+        now: i64,
+        each: &mut (dyn FnMut(Record) + Send),
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let key = self.key(kind, "");
-        let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, page): (u64, Vec<(String, String)>) = self
@@ -312,15 +318,14 @@ impl RedisStore {
                 };
                 if !rec.removed && (rec.expire_at == 0 || rec.expire_at > now) {
                     rec.key = field;
-                    out.push(rec);
+                    each(rec);
                 }
             }
             if next == 0 {
-                break;
+                return Ok(());
             }
             cursor = next;
         }
-        Ok(out)
     }
 
     pub(super) async fn version(&self, kind: Kind) -> Result<i64, StoreError> {
