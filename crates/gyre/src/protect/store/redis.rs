@@ -289,42 +289,45 @@ impl RedisStore {
     }
 
     /// Calls `each` with every live record, a page (10,000) at a time, so
-    /// a large table never sits in memory twice.
+    /// a large table never sits in memory twice. The next page is asked
+    /// for before the current one is handed over, so reading and applying
+    /// overlap.
     pub(super) async fn load_each(
         &self,
         kind: Kind,
         now: i64,
         each: &mut (dyn FnMut(Record) + Send),
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
+        let conn = self.conn().await?;
         let key = self.key(kind, "");
-        let mut cursor: u64 = 0;
+        let mut page = fetch_owned(conn.clone(), key.clone(), 0, self.io_timeout).await?;
         loop {
-            let (next, page): (u64, Vec<(String, String)>) = self
-                .timed(
-                    "redis load",
-                    redis::cmd("HSCAN")
-                        .arg(&key)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(10_000)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            for (field, value) in page {
-                let Ok(mut rec) = serde_json::from_str::<Record>(&value) else {
-                    tracing::warn!(key, field, "unreadable protective entry in Redis skipped");
-                    continue;
-                };
-                if !rec.removed && (rec.expire_at == 0 || rec.expire_at > now) {
-                    rec.key = field;
-                    each(rec);
+            let (next, entries) = page;
+            // The next page's request goes out first (the connection's own
+            // task reads the answer), then this page is applied: reading
+            // and applying overlap without a task of their own.
+            let ask = async {
+                match next {
+                    0 => None,
+                    n => Some(fetch_owned(conn.clone(), key.clone(), n, self.io_timeout).await),
                 }
+            };
+            let apply = async {
+                for (field, value) in entries {
+                    let Ok(mut rec) = serde_json::from_str::<Record>(&value) else {
+                        tracing::warn!(key, field, "unreadable protective entry in Redis skipped");
+                        continue;
+                    };
+                    if !rec.removed && (rec.expire_at == 0 || rec.expire_at > now) {
+                        rec.key = field;
+                        each(rec);
+                    }
+                }
+            };
+            match tokio::join!(ask, apply).0 {
+                None => return Ok(()),
+                Some(p) => page = p?,
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
     }
 
@@ -407,6 +410,27 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// One HSCAN page.
+async fn fetch_owned(
+    mut conn: ConnectionManager,
+    key: String,
+    cursor: u64,
+    io_timeout: Duration,
+) -> Result<(u64, Vec<(String, String)>), StoreError> {
+    tokio::time::timeout(
+        io_timeout,
+        redis::cmd("HSCAN")
+            .arg(&key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async::<(u64, Vec<(String, String)>)>(&mut conn),
+    )
+    .await
+    .map_err(|_| unavailable("redis load", "timed out"))?
+    .map_err(|e| unavailable("redis load", e))
 }
 
 /// `addr` as a `rediss://` URL (`#insecure` when the server's certificate
