@@ -288,7 +288,7 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Calls `each` with every live record, a page (10,000) at a time, so
+    /// Calls `each` with every live record, a page (2,000) at a time, so
     /// a large table never sits in memory twice. The next page is asked
     /// for before the current one is handed over, so reading and applying
     /// overlap.
@@ -412,6 +412,11 @@ impl RedisStore {
     }
 }
 
+/// Entries asked for per HSCAN page: small enough that the two pages in
+/// flight while loading stay a few hundred KiB, large enough that a million
+/// entries take a few hundred round trips.
+const PAGE: u64 = 2_000;
+
 /// One HSCAN page.
 async fn fetch_owned(
     mut conn: ConnectionManager,
@@ -425,7 +430,7 @@ async fn fetch_owned(
             .arg(&key)
             .arg(cursor)
             .arg("COUNT")
-            .arg(10_000)
+            .arg(PAGE)
             .query_async::<(u64, Vec<(String, String)>)>(&mut conn),
     )
     .await
