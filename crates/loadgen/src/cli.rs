@@ -28,7 +28,8 @@ pub(crate) struct Cli {
 /// Options shared by all scenarios (accepted before or after the subcommand).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Common {
-    /// WebSocket endpoint of the server (loopback only).
+    /// WebSocket endpoint of the server (loopback only); several nodes as a
+    /// comma-separated list, connection n going to node n mod nodes.
     #[arg(
         long,
         global = true,

@@ -64,10 +64,10 @@ impl std::fmt::Display for ReplyError {
 
 impl std::error::Error for ReplyError {}
 
-/// Opens WebSocket connections to one target, spreading local addresses.
+/// Opens WebSocket connections to one or several targets (nodes; connection
+/// `n` goes to node `n % nodes`), spreading local addresses.
 pub(crate) struct Dialer {
-    addr: SocketAddr,
-    url: String,
+    targets: Vec<(SocketAddr, String)>,
     sources: Vec<IpAddr>,
     config: WebSocketConfig,
 }
@@ -76,8 +76,8 @@ impl Dialer {
     /// A dialer for `target`. With `source_ips` > 0 and an IPv4 target, socket
     /// `n` binds 127.0.0.(2 + n % source_ips) so that each source address has
     /// its own ephemeral port range.
-    pub(crate) fn new(target: &Target, source_ips: u8, read_buffer: usize) -> Dialer {
-        let sources = if target.addr.is_ipv4() {
+    pub(crate) fn new(targets: &[Target], source_ips: u8, read_buffer: usize) -> Dialer {
+        let sources = if targets.iter().all(|t| t.addr.is_ipv4()) {
             (0..source_ips)
                 .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
                 .collect()
@@ -90,17 +90,22 @@ impl Dialer {
             .max_message_size(Some(16 << 20))
             .max_frame_size(Some(16 << 20));
         Dialer {
-            addr: target.addr,
-            url: target.url.clone(),
+            targets: targets.iter().map(|t| (t.addr, t.url.clone())).collect(),
             sources,
             config,
         }
     }
 
+    /// The node connection `n` goes to.
+    fn target(&self, n: u64) -> &(SocketAddr, String) {
+        &self.targets[(n % self.targets.len() as u64) as usize]
+    }
+
     /// TCP connect (from the source address for index `n`) and WebSocket upgrade.
     pub(crate) async fn dial(&self, n: u64) -> Result<Ws> {
+        let (addr, url) = self.target(n);
         let step = async {
-            let socket = if self.addr.is_ipv4() {
+            let socket = if addr.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
                 TcpSocket::new_v6()?
@@ -111,10 +116,10 @@ impl Dialer {
                     .bind(SocketAddr::new(src, 0))
                     .with_context(|| format!("binding {src}"))?;
             }
-            let stream = socket.connect(self.addr).await.context("tcp connect")?;
+            let stream = socket.connect(*addr).await.context("tcp connect")?;
             stream.set_nodelay(true)?;
             let (ws, _) = tokio_tungstenite::client_async_with_config(
-                self.url.as_str(),
+                url.as_str(),
                 stream,
                 Some(self.config),
             )

@@ -42,6 +42,21 @@ impl Target {
     }
 }
 
+/// Parses a comma-separated list of URLs (several nodes), each as
+/// [`Target::parse`]; at least one.
+pub(crate) fn parse_list(urls: &str, schemes: &[&str]) -> Result<Vec<Target>> {
+    let list: Vec<Target> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| Target::parse(u, schemes))
+        .collect::<Result<_>>()?;
+    if list.is_empty() {
+        bail!("no URL given");
+    }
+    Ok(list)
+}
+
 /// True for 127.0.0.0/8 and ::1 (IPv4-mapped loopback included).
 pub(crate) fn is_loopback(ip: IpAddr) -> bool {
     match ip {
@@ -55,6 +70,16 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_of_nodes() {
+        let ws = ["ws"];
+        let l = parse_list("ws://127.0.0.1:8000/c, ws://127.0.0.1:8001/c", &ws).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].addr.port(), 8001);
+        assert!(parse_list("ws://127.0.0.1:8000/c,ws://10.0.0.1:8001/c", &ws).is_err());
+        assert!(parse_list(" , ", &ws).is_err());
+    }
 
     #[test]
     fn accepts_loopback_only() {

@@ -21,8 +21,8 @@ use std::sync::Arc;
 pub(crate) struct Ctx {
     /// The shared options as given.
     pub(crate) common: Common,
-    /// The WebSocket endpoint.
-    pub(crate) ws: Target,
+    /// The WebSocket endpoints (one per node; connections are spread over them).
+    pub(crate) ws: Vec<Target>,
     /// The HTTP API prefix.
     pub(crate) api_target: Target,
     /// Token signer.
@@ -32,7 +32,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Validates the targets (loopback only) and loads the signing key.
     pub(crate) fn new(common: Common) -> Result<Ctx> {
-        let ws = Target::parse(&common.url, &["ws"])?;
+        let ws = crate::target::parse_list(&common.url, &["ws"])?;
         let api_target = Target::parse(&common.api_url, &["http"])?;
         let minter = Arc::new(Minter::new(&common.secret, common.rsa_key.as_deref())?);
         Ok(Ctx {
@@ -61,6 +61,7 @@ impl Ctx {
     /// Adds the settings every report carries.
     pub(crate) fn describe(&self, r: &mut Report) {
         r.str("url", &self.common.url);
+        r.int("nodes", self.ws.len() as u64);
         r.str("jwt_alg", self.minter.algorithm());
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get() as u64);
         r.int("cores", cores);
