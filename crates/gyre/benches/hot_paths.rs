@@ -5,20 +5,17 @@
 //!
 //! Run: `cargo bench -p gyre --bench hot_paths`.
 
+mod fixture;
+
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gyre::auth::TokenVerifier;
-use gyre::client::Session;
-use gyre::node::Node;
-use gyre::node::handle::ClientHandle;
-use gyre::node::hub::{Hub, Subscriber};
+use gyre::node::hub::Hub;
 use gyre::node::outbox::Out;
-use gyre::protect::Protect;
-use gyre::protocol::{ProtocolKind, PushFrames};
+use gyre::protocol::PushFrames;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/");
@@ -66,49 +63,14 @@ fn jwt(c: &mut Criterion) {
     g.finish();
 }
 
-fn node(extra: serde_json::Value) -> Arc<Node> {
-    let mut v = json!({
-        "client": {"token": {"hmac_secret_key": "bench-secret"}},
-        "channel": {"namespaces": [{"name": "chat", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true, "history_size": 100, "history_ttl": "60s"}]}
-    });
-    gyre::config::load::merge(&mut v, extra);
-    Node::new(gyre::config::load_value(v, &[], &[]).unwrap().config).unwrap()
-}
-
 fn dispatch(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let n = node(json!({}));
-    let mut s = Session::new(n.clone(), Default::default());
-    let t = encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": "42"}),
-        &EncodingKey::from_secret(b"bench-secret"),
-    )
-    .unwrap();
+    let mut s = fixture::subscribed_session(&rt, &fixture::node());
     let mut out = Vec::new();
-    rt.block_on(
-        s.handle_frame(
-            json!({"id": 1, "connect": {"token": t}})
-                .to_string()
-                .as_bytes(),
-            &mut out,
-        ),
-    )
-    .unwrap();
-    rt.block_on(
-        s.handle_frame(
-            json!({"id": 2, "subscribe": {"channel": "chat:a"}})
-                .to_string()
-                .as_bytes(),
-            &mut out,
-        ),
-    )
-    .unwrap();
-    let batch: Vec<String> = (0..10).map(|i| json!({"id": 10 + i, "publish": {"channel": "chat:a", "data": {"text": "hello", "n": i}}}).to_string()).collect();
-    let frame = batch.join("\n");
+    let frame = fixture::publish_batch();
     let mut g = c.benchmark_group("dispatch");
     g.throughput(Throughput::Elements(10));
     g.bench_function("decode_only_batch_of_10_publish", |b| {
@@ -129,28 +91,11 @@ fn dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-fn handle(i: usize) -> Arc<ClientHandle> {
-    ClientHandle::detached(&format!("client-{i}"), &format!("user-{i}"), 1 << 20)
-}
-
 fn fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     for subs in [1_000usize, 10_000] {
-        let hub = Hub::new();
-        let handles: Vec<_> = (0..subs).map(handle).collect();
-        for h in &handles {
-            hub.subscribe(
-                "news",
-                Subscriber {
-                    handle: h.clone(),
-                    join_leave: false,
-                    proto: ProtocolKind::Json,
-                },
-            );
-        }
-        let frame = Bytes::from_static(
-            br#"{"push":{"channel":"news","pub":{"data":{"text":"hello world"},"offset":1}}}"#,
-        );
+        let (hub, handles) = fixture::subscribed_hub(subs);
+        let frame = Bytes::from_static(fixture::NEWS_PUSH);
         g.throughput(Throughput::Elements(subs as u64));
         g.bench_with_input(
             BenchmarkId::new("broadcast_to_local_subscribers", subs),
@@ -175,18 +120,11 @@ fn fanout(c: &mut Criterion) {
         );
     }
     let hub = Hub::new();
-    let h = handle(0);
+    let h = fixture::handle(0);
     g.throughput(Throughput::Elements(1));
     g.bench_function("hub_subscribe_unsubscribe", |b| {
         b.iter(|| {
-            hub.subscribe(
-                black_box("news:1"),
-                Subscriber {
-                    handle: h.clone(),
-                    join_leave: false,
-                    proto: ProtocolKind::Json,
-                },
-            );
+            hub.subscribe(black_box("news:1"), fixture::subscriber(&h));
             hub.unsubscribe(black_box("news:1"), &h.id);
         })
     });
@@ -194,23 +132,11 @@ fn fanout(c: &mut Criterion) {
 }
 
 fn protect(c: &mut Criterion) {
-    let p = Protect::new();
     let now = gyre::auth::now();
     let exp = now + 3600;
-    for i in 0..1_000_000u32 {
-        p.block(&format!("user-{i}"), exp, None, now);
-        let id = uuid::Uuid::from_u128(
-            (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
-        )
-        .hyphenated()
-        .to_string();
-        p.revoke(&id, exp, None, now);
-    }
+    let p = fixture::filled_protect(1_000_000, now);
     p.invalidate("user-5", now, exp, None, now);
-    let hit_jti =
-        uuid::Uuid::from_u128(7u128.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
-            .hyphenated()
-            .to_string();
+    let hit_jti = fixture::revoked_jti(7);
     let miss_jti = "0b7c1f9e-6a3d-4e2b-9f10-23456789abcd".to_string();
     let mut g = c.benchmark_group("protect_check_1m_users_1m_jtis");
     g.bench_function("connect_path_allowed_user", |b| {
@@ -227,14 +153,7 @@ fn protect(c: &mut Criterion) {
     });
     // Varying keys: every probe lands somewhere else in the 1M-entry tables,
     // so cache misses are part of the figure.
-    let users: Vec<String> = (0..4096).map(|i| format!("visitor-{i}")).collect();
-    let jtis: Vec<String> = (0..4096u128)
-        .map(|i| {
-            uuid::Uuid::from_u128(i.wrapping_mul(0x1234_5678_9ABC_DEF1) ^ 0xFFFF)
-                .hyphenated()
-                .to_string()
-        })
-        .collect();
+    let (users, jtis) = fixture::miss_keys(4096);
     let mut k = 0usize;
     g.bench_function("connect_path_allowed_user_varying_keys", |b| {
         b.iter(|| {

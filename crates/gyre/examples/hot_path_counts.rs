@@ -12,49 +12,22 @@
 //! and divide the total `Ir` by the iterations the program prints
 //! (`scripts/callgrind.sh` does all of this for every path).
 
+#[path = "../benches/fixture/mod.rs"]
+mod fixture;
+
 use bytes::Bytes;
 use gyre::client::Session;
-use gyre::node::Node;
-use gyre::node::handle::ClientHandle;
-use gyre::node::hub::{Hub, Subscriber};
+use gyre::node::hub::Hub;
 use gyre::node::outbox::Out;
 use gyre::protect::Protect;
-use gyre::protocol::{ProtocolKind, PushFrames};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use gyre::protocol::PushFrames;
 use serde_json::json;
 use std::hint::black_box;
-use std::sync::Arc;
-
-fn node() -> Arc<Node> {
-    let v = json!({
-        "log": {"level": "error"},
-        "client": {"token": {"hmac_secret_key": "bench-secret"}},
-        "channel": {"namespaces": [{"name": "chat", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true, "history_size": 100, "history_ttl": "60s"}]}
-    });
-    Node::new(gyre::config::load_value(v, &[], &[]).unwrap().config).unwrap()
-}
-
-fn handle(i: usize) -> Arc<ClientHandle> {
-    ClientHandle::detached(&format!("client-{i}"), &format!("user-{i}"), 1 << 20)
-}
 
 /// One publication to 10,000 local subscribers, `iters` times.
 fn fanout(iters: usize) -> usize {
-    let hub = Hub::new();
-    let handles: Vec<_> = (0..10_000).map(handle).collect();
-    for h in &handles {
-        hub.subscribe(
-            "news",
-            Subscriber {
-                handle: h.clone(),
-                join_leave: false,
-                proto: ProtocolKind::Json,
-            },
-        );
-    }
-    let frame = Bytes::from_static(
-        br#"{"push":{"channel":"news","pub":{"data":{"text":"hello world"},"offset":1}}}"#,
-    );
+    let (hub, handles) = fixture::subscribed_hub(10_000);
+    let frame = Bytes::from_static(fixture::NEWS_PUSH);
     let mut sink: Vec<Out> = Vec::new();
     for _ in 0..iters {
         measured_fanout(&hub, &frame);
@@ -78,26 +51,9 @@ fn dispatch(iters: usize) -> usize {
         .enable_all()
         .build()
         .unwrap();
-    let n = node();
-    let mut s = Session::new(n, Default::default());
-    let t = encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": "42"}),
-        &EncodingKey::from_secret(b"bench-secret"),
-    )
-    .unwrap();
+    let mut s = fixture::subscribed_session(&rt, &fixture::node());
+    let frame = fixture::publish_batch();
     let mut out = Vec::new();
-    for cmd in [
-        json!({"id": 1, "connect": {"token": t}}),
-        json!({"id": 2, "subscribe": {"channel": "chat:a"}}),
-    ] {
-        rt.block_on(s.handle_frame(cmd.to_string().as_bytes(), &mut out))
-            .unwrap();
-    }
-    let frame: Vec<String> = (0..10)
-        .map(|i| json!({"id": 10 + i, "publish": {"channel": "chat:a", "data": {"text": "hello", "n": i}}}).to_string())
-        .collect();
-    let frame = frame.join("\n");
     let mut q = Vec::new();
     for _ in 0..iters {
         out.clear();
@@ -127,14 +83,11 @@ fn connect(iters: usize) -> usize {
         .enable_all()
         .build()
         .unwrap();
-    let n = node();
+    let n = fixture::node();
     let now = gyre::auth::now();
-    let t = encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": "42", "exp": now + 3600, "iat": now, "jti": "0b7c1f9e-6a3d-4e2b-9f10-23456789abcd"}),
-        &EncodingKey::from_secret(b"bench-secret"),
-    )
-    .unwrap();
+    let t = fixture::token(
+        json!({"sub": "42", "exp": now + 3600, "iat": now, "jti": "0b7c1f9e-6a3d-4e2b-9f10-23456789abcd"}),
+    );
     let frame = json!({"id": 1, "connect": {"token": t}}).to_string();
     let mut out = Vec::new();
     for _ in 0..iters {
@@ -159,26 +112,9 @@ fn measured_connect(
 /// The connect-path protective check (blocked? token revoked or
 /// invalidated?) against 100,000 blocked users and 100,000 revoked jtis.
 fn protect(iters: usize) -> usize {
-    let p = Protect::new();
     let now = gyre::auth::now();
-    let exp = now + 3600;
-    for i in 0..100_000u32 {
-        p.block(&format!("user-{i}"), exp, None, now);
-        let id = uuid::Uuid::from_u128(
-            (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
-        )
-        .hyphenated()
-        .to_string();
-        p.revoke(&id, exp, None, now);
-    }
-    let users: Vec<String> = (0..1024).map(|i| format!("visitor-{i}")).collect();
-    let jtis: Vec<String> = (0..1024u128)
-        .map(|i| {
-            uuid::Uuid::from_u128(i.wrapping_mul(0x1234_5678_9ABC_DEF1) ^ 0xFFFF)
-                .hyphenated()
-                .to_string()
-        })
-        .collect();
+    let p = fixture::filled_protect(100_000, now);
+    let (users, jtis) = fixture::miss_keys(1024);
     for i in 0..iters {
         let k = i & 1023;
         measured_protect(&p, &users[k], &jtis[k], now);
