@@ -185,8 +185,9 @@ pub(super) fn set_path_obj(obj: &mut Map<String, Value>, path: &str, value: Valu
     }
 }
 
-/// Every leaf key path of the default tree, with its default value.
-fn leaves<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+/// Every leaf key path of a JSON tree (an empty object counts as a leaf),
+/// with its value.
+pub(super) fn leaves<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, child) in m {

@@ -68,24 +68,8 @@ impl ConfigError {
 #[cfg(test)]
 mod tests {
     use super::Config;
+    use super::load::leaves;
     use serde_json::Value;
-
-    /// Every leaf key path of a JSON tree, with its value.
-    fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
-        match v {
-            Value::Object(m) if !m.is_empty() => {
-                for (k, child) in m {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    leaves(&p, child, out);
-                }
-            }
-            _ => out.push((prefix.to_string(), v.clone())),
-        }
-    }
 
     /// `gyre defaultconfig` prints `Config::default()`. The baseline is its
     /// output before the selectors and backend sections were typed: every
