@@ -5,6 +5,7 @@
 
 mod call;
 pub mod http;
+pub(crate) use protect::connection_item;
 mod methods;
 mod protect;
 

@@ -256,33 +256,38 @@ pub(super) async fn connections(
         return Err(ApiError::not_available()); // CEL expressions are not supported
     }
     required(&p.user)?;
-    let mut out = std::collections::BTreeMap::new();
-    for h in node.user_connections(&p.user).await? {
-        let info = h.info.lock().conn_info.clone();
-        let st = h.state.lock();
-        let item = ConnectionInfo {
-            client: &h.id,
-            user: &h.user,
-            transport: h.transport.name(),
-            protocol: h.protocol.name(),
-            app_name: &h.app_name,
-            app_version: &h.app_version,
-            connected_at_ms: h.connected_at_ms,
-            info,
-            state: ConnectionState {
-                channels: st
-                    .channels
-                    .iter()
-                    .map(|(c, s)| (c.as_str(), Source { source: *s }))
-                    .collect(),
-                connection_token: (!st.token.is_empty()).then_some(&st.token),
-                subscription_tokens: &st.sub_tokens,
-                meta: h.meta.as_deref(),
-            },
-        };
-        out.insert(h.id.to_string(), super::raw(&item));
-    }
+    let out = node.connections(&p.user).await?;
     Ok(super::raw(&Wrapper { connections: out }))
+}
+
+/// The `connections` API's description of one connection (also what a
+/// node answers another node's survey with).
+pub(crate) fn connection_item(
+    h: &crate::node::handle::ClientHandle,
+) -> Box<serde_json::value::RawValue> {
+    let info = h.info.lock().conn_info.clone();
+    let st = h.state.lock();
+    let item = ConnectionInfo {
+        client: &h.id,
+        user: &h.user,
+        transport: h.transport.name(),
+        protocol: h.protocol.name(),
+        app_name: &h.app_name,
+        app_version: &h.app_version,
+        connected_at_ms: h.connected_at_ms,
+        info,
+        state: ConnectionState {
+            channels: st
+                .channels
+                .iter()
+                .map(|(c, s)| (c.as_str(), Source { source: *s }))
+                .collect(),
+            connection_token: (!st.token.is_empty()).then_some(&st.token),
+            subscription_tokens: &st.sub_tokens,
+            meta: h.meta.as_deref(),
+        },
+    };
+    super::raw(&item)
 }
 
 #[derive(serde::Serialize)]

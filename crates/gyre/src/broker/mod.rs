@@ -2,15 +2,17 @@
 //! their offset and epoch and are kept for `history` and recovery
 //! (design.md §3.4). Backends are variants of [`Broker`]; each implements
 //! raw operations only, and the node decides what to call (architecture.md
-//! §2.4 a). Only the in-memory backend exists so far.
+//! §2.4 a): memory (one node) and Redis (a cluster).
 
 pub(crate) mod memory;
+pub(crate) mod redis;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
 pub(crate) use crate::node::error::BrokerError;
 pub(crate) use memory::MemoryBroker;
+pub(crate) use redis::RedisBroker;
 
 use crate::protocol::{Publication, StreamPosition};
 use std::time::Duration;
@@ -60,6 +62,8 @@ pub(crate) struct HistoryOpts {
 pub(crate) enum Broker {
     /// One process's memory (Centrifugo's memory engine).
     Memory(MemoryBroker),
+    /// Redis: offsets, history and delivery shared by every node.
+    Redis(RedisBroker),
 }
 
 impl Broker {
@@ -68,7 +72,8 @@ impl Broker {
     /// Delivery to this node's subscribers: the memory backend calls
     /// `deliver` with the offset assigned, before the channel's stream is
     /// unlocked, so concurrent publications reach subscribers in offset
-    /// order. Returns the stream top when history is kept. With an
+    /// order. The Redis backend never calls it: every node, this one
+    /// included, delivers when the publication arrives over PUB/SUB. Returns the stream top when history is kept. With an
     /// `idempotency_key`, a repeat within the result TTL (300 s) returns the
     /// first publication's result and neither delivers nor keeps anything.
     pub(crate) async fn publish(
@@ -93,14 +98,22 @@ impl Broker {
                     None => publish(),
                 })
             }
+            Broker::Redis(r) => r.publish(channel, &p, history, idempotency_key).await,
         }
     }
 
     /// The current top of a channel's stream (creating the stream, as
     /// Centrifugo does).
-    pub(crate) async fn top(&self, channel: &str) -> Result<StreamTop, BrokerError> {
+    /// `meta_ttl` is the channel's `history_meta_ttl` (a Redis read
+    /// extends it).
+    pub(crate) async fn top(
+        &self,
+        channel: &str,
+        meta_ttl: Duration,
+    ) -> Result<StreamTop, BrokerError> {
         match self {
             Broker::Memory(m) => Ok(m.top(channel)),
+            Broker::Redis(r) => r.top(channel, meta_ttl).await,
         }
     }
 
@@ -112,9 +125,11 @@ impl Broker {
         since: Option<&StreamPosition>,
         limit: Option<usize>,
         reverse: bool,
+        meta_ttl: Duration,
     ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
         match self {
             Broker::Memory(m) => m.history(channel, since, limit, reverse),
+            Broker::Redis(r) => r.history(channel, since, limit, reverse, meta_ttl).await,
         }
     }
 
@@ -125,6 +140,7 @@ impl Broker {
                 m.remove_history(channel);
                 Ok(())
             }
+            Broker::Redis(r) => r.remove_history(channel).await,
         }
     }
 
@@ -133,6 +149,7 @@ impl Broker {
     pub(crate) fn sweep(&self) {
         match self {
             Broker::Memory(m) => m.sweep(),
+            Broker::Redis(_) => {}
         }
     }
 }

@@ -304,7 +304,10 @@ impl Session {
                     self.remove_sub(&channel);
                     out.push(self.proto.push(
                         &channel,
-                        Push::Unsubscribe(protocol::CodeReason { code, reason }),
+                        Push::Unsubscribe(protocol::CodeReason {
+                            code,
+                            reason: &reason,
+                        }),
                     ));
                 }
             }

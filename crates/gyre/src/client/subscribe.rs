@@ -283,6 +283,9 @@ impl Session {
         p: &Plan,
     ) -> Result<SubscribeResult, crate::node::NodeError> {
         let node = &self.node;
+        // With the Redis engine: receive the channel's publications before
+        // reading its position.
+        node.subscribe_channel(&p.channel).await?;
         let mut res = SubscribeResult {
             data: p.data.clone(),
             ..Default::default()

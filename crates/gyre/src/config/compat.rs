@@ -741,7 +741,9 @@ mod tests {
                 && e.ends_with("(set by the Centrifugo v5 key \"api_error_mode\")"),
             "{e}"
         );
-        let e = start_error(json!({"engine": "redis"}));
+        let l = load_value(json!({"engine": "redis"}), &[], &[]).unwrap();
+        assert_eq!(l.config.engine.kind, crate::config::EngineType::Redis);
+        let e = start_error(json!({"engine": "tarantool"}));
         assert!(
             e.starts_with("invalid config key `engine.type`:")
                 && e.ends_with("(set by the Centrifugo v5 key \"engine\")"),

@@ -2,7 +2,33 @@
 //! Centrifugo config may turn on that Gyre does not serve. Refusing to start
 //! is safer than silently ignoring a transport the operator relies on.
 
-use super::{Config, ConfigError, EngineType, StorageType};
+use super::{Config, ConfigError, StorageType};
+
+/// `engine.redis` must name where Redis is, completely.
+fn validate_engine_redis(r: &super::Redis) -> Result<(), ConfigError> {
+    if r.address.is_empty() && r.sentinel_address.is_empty() && r.cluster_address.is_empty() {
+        return Err(ConfigError::invalid(
+            "engine.redis.address",
+            "needs at least one address (e.g. \"redis://127.0.0.1:6379\")",
+        ));
+    }
+    if !r.sentinel_address.is_empty() && r.sentinel_master_name.is_empty() {
+        return Err(ConfigError::invalid(
+            "engine.redis.sentinel_master_name",
+            "is required with sentinel_address",
+        ));
+    }
+    if r.presence_ttl.0.is_zero() {
+        return Err(ConfigError::invalid(
+            "engine.redis.presence_ttl",
+            "must be positive (default 60s)",
+        ));
+    }
+    if let Err(e) = crate::cluster::RedisEngine::from_config(r) {
+        return Err(ConfigError::invalid("engine.redis.address", e));
+    }
+    Ok(())
+}
 
 /// A feature's storage must be one Gyre can keep entries in for sure: a
 /// config that asks for persistence either gets it or does not start.
@@ -204,14 +230,8 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "permessage-deflate is not supported by Gyre; set it to false",
         ));
     }
-    if c.engine.kind != EngineType::Memory {
-        return Err(ConfigError::invalid(
-            "engine.type",
-            format!(
-                "{:?} is not supported by this Gyre version; use \"memory\"",
-                c.engine.kind.as_str()
-            ),
-        ));
+    if c.engine.kind == super::EngineType::Redis {
+        validate_engine_redis(&c.engine.redis)?;
     }
     // Before the `database.enabled` refusal: a storage_type is what the
     // operator asked for (and what an older PRO key becomes).
@@ -335,7 +355,14 @@ mod tests {
                 .contains("client.pong_timeout")
         );
         assert!(err(json!({"log": {"level": "loud"}})).contains("log.level"));
-        assert!(err(json!({"engine": {"type": "redis"}})).contains("engine.type"));
+        assert!(
+            err(json!({"engine": {"type": "redis", "redis": {"address": []}}}))
+                .contains("engine.redis.address")
+        );
+        assert!(
+            err(json!({"engine": {"type": "redis", "redis": {"sentinel_address": "h:26379"}}}))
+                .contains("engine.redis.sentinel_master_name")
+        );
         assert!(
             err(json!({"channel": {"namespaces": [{"name": "a b"}]}}))
                 .contains("channel.namespaces[0].name")
@@ -358,8 +385,12 @@ mod tests {
     #[test]
     fn refuses_backends_gyre_cannot_serve_yet() {
         assert_eq!(
-            err(json!({"engine": {"type": "redis"}})),
-            "invalid config key `engine.type`: \"redis\" is not supported by this Gyre version; use \"memory\""
+            load_value(json!({"engine": {"type": "redis"}}), &[], &[])
+                .unwrap()
+                .config
+                .engine
+                .kind,
+            crate::config::EngineType::Redis
         );
         for f in ["user_block", "token_revoke", "user_tokens_invalidate"] {
             for s in ["", "memory"] {

@@ -8,8 +8,11 @@ use super::Node;
 use super::error::NodeError;
 use super::handle::ClientHandle;
 use super::outbox::{Instruction, ServerSubscribe};
+use crate::cluster::control;
+use crate::cluster::pb::control as pb;
 use crate::codes::Disconnect;
 use crate::protocol::Raw;
+use prost::Message;
 use std::sync::Arc;
 
 /// Which connections an action is for: a user's, optionally one client of
@@ -30,7 +33,7 @@ pub struct NodeInfo {
     /// Node name.
     pub name: String,
     /// Server version.
-    pub version: &'static str,
+    pub version: String,
     /// Connections.
     pub num_clients: usize,
     /// Distinct users.
@@ -64,58 +67,155 @@ impl Node {
             .collect()
     }
 
-    /// Server-side subscription of the targeted connections.
+    /// Server-side subscription of the targeted connections, on every node.
     pub async fn subscribe_clients(
         &self,
         t: Targets<'_>,
         s: ServerSubscribe,
     ) -> Result<(), NodeError> {
+        if self.cluster().is_some() {
+            let mut cmd = self.command();
+            cmd.subscribe = Some(pb::Subscribe {
+                user: t.user.to_string(),
+                client: t.client.to_string(),
+                channel: s.channel.clone(),
+                expire_at: s.expire_at,
+                channel_info: raw_bytes(&s.info),
+                data: raw_bytes(&s.data),
+                recover_since: s.recover_since.as_ref().map(|p| pb::StreamPosition {
+                    offset: p.offset,
+                    epoch: p.epoch.clone(),
+                }),
+                recover: s.recover_since.is_some(),
+                source: super::handle::source::SERVER_API as u32,
+                ..Default::default()
+            });
+            self.broadcast_control(cmd).await?;
+        }
+        self.local_subscribe(t, s);
+        Ok(())
+    }
+
+    fn local_subscribe(&self, t: Targets<'_>, s: ServerSubscribe) {
         for h in self.targets(t) {
             h.outbox
                 .push_instruction(Instruction::Subscribe(Box::new(s.clone())));
         }
-        Ok(())
+    }
+
+    /// A `Subscribe` control command from another node.
+    pub(super) fn apply_subscribe(&self, s: pb::Subscribe) {
+        let t = Targets {
+            user: &s.user,
+            client: &s.client,
+        };
+        let sub = ServerSubscribe {
+            channel: s.channel.clone(),
+            expire_at: s.expire_at,
+            info: raw_of(&s.channel_info),
+            data: raw_of(&s.data),
+            recover_since: s.recover_since.map(|p| crate::protocol::StreamPosition {
+                offset: p.offset,
+                epoch: p.epoch,
+            }),
+        };
+        self.local_subscribe(t, sub);
     }
 
     /// Ends the targeted connections' subscription to `channel` with
-    /// `code` (2000 `server unsubscribe` for the API).
+    /// `code` (2000 `server unsubscribe` for the API), on every node.
     pub async fn unsubscribe_clients(
         &self,
         t: Targets<'_>,
         channel: &str,
         code: (u32, &'static str),
     ) -> Result<(), NodeError> {
-        for h in self.targets(t) {
-            h.outbox.push_instruction(Instruction::Unsubscribe {
+        if self.cluster().is_some() {
+            let mut cmd = self.command();
+            cmd.unsubscribe = Some(pb::Unsubscribe {
+                user: t.user.to_string(),
+                client: t.client.to_string(),
                 channel: channel.to_string(),
                 code: code.0,
-                reason: code.1,
+                reason: code.1.to_string(),
+                ..Default::default()
             });
+            self.broadcast_control(cmd).await?;
         }
+        self.apply_unsubscribe(t.user, t.client, channel, code.0, code.1);
         Ok(())
     }
 
-    /// Closes the targeted connections with `d`, except the client ids in
-    /// `whitelist`. Returns how many were asked to close.
+    /// Unsubscribes this node's targeted connections (an empty `channel`
+    /// means every channel, as in Centrifugo's control command).
+    pub(super) fn apply_unsubscribe(
+        &self,
+        user: &str,
+        client: &str,
+        channel: &str,
+        code: u32,
+        reason: &str,
+    ) {
+        for h in self.targets(Targets { user, client }) {
+            let channels: Vec<String> = if channel.is_empty() {
+                h.state.lock().channels.keys().cloned().collect()
+            } else {
+                vec![channel.to_string()]
+            };
+            for ch in channels {
+                h.outbox.push_instruction(Instruction::Unsubscribe {
+                    channel: ch,
+                    code,
+                    reason: reason.to_string().into(),
+                });
+            }
+        }
+    }
+
+    /// Closes the targeted connections with `d` on every node, except the
+    /// client ids in `whitelist`. Returns how many were asked to close here.
     pub async fn disconnect(
         &self,
         t: Targets<'_>,
         whitelist: &[String],
         d: &Disconnect,
     ) -> Result<usize, NodeError> {
+        if self.cluster().is_some() {
+            let mut cmd = self.command();
+            cmd.disconnect = Some(pb::Disconnect {
+                user: t.user.to_string(),
+                client: t.client.to_string(),
+                whitelist: whitelist.to_vec(),
+                code: d.code as u32,
+                reason: d.reason.to_string(),
+                ..Default::default()
+            });
+            self.broadcast_control(cmd).await?;
+        }
+        Ok(self.apply_disconnect(t.user, t.client, whitelist, d))
+    }
+
+    /// Closes this node's targeted connections.
+    pub(super) fn apply_disconnect(
+        &self,
+        user: &str,
+        client: &str,
+        whitelist: &[String],
+        d: &Disconnect,
+    ) -> usize {
         let mut n = 0;
-        for h in self.targets(t) {
+        for h in self.targets(Targets { user, client }) {
             if whitelist.iter().any(|w| w.as_str() == &*h.id) {
                 continue;
             }
             h.outbox.disconnect(d.clone());
             n += 1;
         }
-        Ok(n)
+        n
     }
 
-    /// Refreshes the targeted connections: expire them now, or set a new
-    /// expiry (Unix seconds, 0 = none) and connection info.
+    /// Refreshes the targeted connections on every node: expire them now,
+    /// or set a new expiry (Unix seconds, 0 = none) and connection info.
     pub async fn refresh_clients(
         &self,
         t: Targets<'_>,
@@ -123,45 +223,155 @@ impl Node {
         expire_at: i64,
         info: Option<Raw>,
     ) -> Result<(), NodeError> {
-        for h in self.targets(t) {
+        if self.cluster().is_some() {
+            let mut cmd = self.command();
+            cmd.refresh = Some(pb::Refresh {
+                user: t.user.to_string(),
+                client: t.client.to_string(),
+                expired,
+                expire_at,
+                info: raw_bytes(&info),
+                ..Default::default()
+            });
+            self.broadcast_control(cmd).await?;
+        }
+        self.apply_refresh(t.user, t.client, expired, expire_at, info);
+        Ok(())
+    }
+
+    /// Refreshes this node's targeted connections.
+    pub(super) fn apply_refresh(
+        &self,
+        user: &str,
+        client: &str,
+        expired: bool,
+        expire_at: i64,
+        info: Option<Raw>,
+    ) {
+        for h in self.targets(Targets { user, client }) {
             h.outbox.push_instruction(Instruction::Refresh {
                 expired,
                 expire_at,
                 info: info.clone(),
             });
         }
-        Ok(())
     }
 
-    /// A user's connections (the `connections` API).
-    pub async fn user_connections(&self, user: &str) -> Result<Vec<Arc<ClientHandle>>, NodeError> {
-        Ok(self.hub.user_connections(user))
+    /// A user's connections on every node (the `connections` API): client
+    /// id → the API's description of the connection.
+    pub async fn connections(&self, user: &str) -> Result<ConnectionItems, NodeError> {
+        let mut out = self.local_connection_items(user);
+        let (answers, complete) = self
+            .survey(
+                control::OP_CONNECTIONS,
+                user.as_bytes().to_vec(),
+                control::SURVEY_TIMEOUT,
+            )
+            .await?;
+        if !complete {
+            return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
+                "not every node answered".into(),
+            )));
+        }
+        for (_, r) in answers {
+            if r.code != 0 {
+                return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
+                    format!("a node answered code {}", r.code),
+                )));
+            }
+            if let Ok(items) = serde_json::from_slice::<ConnectionItems>(&r.data) {
+                out.extend(items);
+            }
+        }
+        Ok(out)
     }
 
-    /// Channels with subscribers whose name matches `pattern` (a glob;
-    /// empty = all), with their subscriber counts.
-    pub async fn channels_info(&self, pattern: &str) -> Result<ChannelsInfo, NodeError> {
-        Ok(self
-            .hub
+    /// This node's connections of `user`, described for the API.
+    pub(super) fn local_connection_items(&self, user: &str) -> ConnectionItems {
+        self.hub
+            .user_connections(user)
+            .iter()
+            .map(|h| (h.id.to_string(), crate::api::connection_item(h)))
+            .collect()
+    }
+
+    /// This node's channels matching `pattern` (a glob; empty = all) with
+    /// their subscriber counts.
+    pub(super) fn local_channels(&self, pattern: &str) -> ChannelsInfo {
+        self.hub
             .channels()
             .into_iter()
             .filter(|(ch, _)| pattern.is_empty() || crate::transport::ws::glob_match(pattern, ch))
             .map(|(ch, n)| (ch.to_string(), n))
-            .collect())
+            .collect()
     }
 
-    /// Every node's figures (this one's, without a cluster).
+    /// Channels with subscribers on any node whose name matches `pattern`,
+    /// with their subscriber counts summed over nodes. Fails when a node
+    /// does not answer (as Centrifugo's `channels`).
+    pub async fn channels_info(&self, pattern: &str) -> Result<ChannelsInfo, NodeError> {
+        let mut out = self.local_channels(pattern);
+        let req = pb::ChannelsRequest {
+            pattern: pattern.to_string(),
+        };
+        let (answers, complete) = self
+            .survey(
+                control::OP_CHANNELS,
+                req.encode_to_vec(),
+                control::SURVEY_TIMEOUT,
+            )
+            .await?;
+        if !complete {
+            return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
+                "not every node answered".into(),
+            )));
+        }
+        for (_, r) in answers {
+            if r.code != 0 {
+                return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
+                    format!("a node answered code {}", r.code),
+                )));
+            }
+            if let Ok(res) = pb::ChannelsResult::decode(r.data.as_ref()) {
+                for (ch, info) in res.channels {
+                    *out.entry(ch).or_default() += info.num_clients as usize;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every node's figures: this one's first, then the live peers'.
     pub async fn info(&self) -> Result<Vec<NodeInfo>, NodeError> {
         let (num_clients, num_users, num_channels, num_subs) = self.local_counts();
-        Ok(vec![NodeInfo {
+        let mut v = vec![NodeInfo {
             uid: self.id.clone(),
             name: self.name.clone(),
-            version: super::VERSION,
+            version: super::VERSION.to_string(),
             num_clients,
             num_users,
             num_channels,
             num_subs,
             uptime: self.started.elapsed().as_secs(),
-        }])
+        }];
+        v.extend(self.cluster_nodes());
+        Ok(v)
     }
+}
+
+/// `connections`: client id → the connection's description (JSON).
+pub type ConnectionItems = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
+
+/// A raw JSON value's bytes (empty for none).
+fn raw_bytes(r: &Option<Raw>) -> bytes::Bytes {
+    r.as_ref()
+        .map(|r| bytes::Bytes::copy_from_slice(r.get().as_bytes()))
+        .unwrap_or_default()
+}
+
+fn raw_of(b: &[u8]) -> Option<Raw> {
+    let s = std::str::from_utf8(b).ok().filter(|s| !s.is_empty())?;
+    serde_json::value::RawValue::from_string(s.to_string())
+        .ok()
+        .map(crate::protocol::share)
 }

@@ -217,6 +217,15 @@ impl Hub {
             .map_or(0, |m| m.len())
     }
 
+    /// The connections subscribed to `channel` on this node.
+    pub fn subscribers(&self, channel: &str) -> Vec<Arc<ClientHandle>> {
+        self.channels[self.shard(channel)]
+            .read()
+            .get(channel)
+            .map(|m| m.values().map(|s| s.handle.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Channels with subscribers and their subscriber counts.
     pub fn channels(&self) -> Vec<(Arc<str>, usize)> {
         let mut out = Vec::new();

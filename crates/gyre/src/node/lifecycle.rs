@@ -70,6 +70,14 @@ impl Lifecycle {
         );
     }
 
+    /// Stops the background loops (a start that failed half-way).
+    pub(crate) async fn stop_background(&self) {
+        self.clients.cancel();
+        self.background.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.tasks.wait()).await;
+    }
+
     /// Stops everything in order within `timeout`: clients (3001) and their
     /// tasks, then `then_wait` (e.g. in-flight HTTP requests), then
     /// background loops. Returns false if the timeout cut it short.

@@ -12,6 +12,7 @@
 //! * `lifecycle.rs`: owned background tasks and staged shutdown.
 
 mod actions;
+mod cluster;
 pub mod error;
 pub mod handle;
 pub mod hub;
@@ -19,11 +20,12 @@ mod lifecycle;
 pub mod outbox;
 mod protect;
 #[cfg(test)]
-mod protect_conformance;
+pub(crate) mod protect_conformance;
 mod protect_sync;
 mod pubsub;
 
-pub use actions::{ChannelsInfo, NodeInfo, Targets};
+pub use actions::{ChannelsInfo, ConnectionItems, NodeInfo, Targets};
+pub use cluster::ClusterStartError;
 pub use error::NodeError;
 pub(crate) use lifecycle::Lifecycle;
 pub use protect_sync::StartError;
@@ -78,6 +80,8 @@ pub struct Node {
     started: std::time::Instant,
     lifecycle: Lifecycle,
     metrics: Metrics,
+    /// The Redis engine's state (`engine.type: redis`), else `None`.
+    cluster: Option<cluster::ClusterState>,
 }
 
 impl Node {
@@ -96,6 +100,12 @@ impl Node {
                 ));
             }
         }
+        if cfg.engine.kind != crate::config::EngineType::Memory {
+            return Err(ConfigError::invalid(
+                "engine.type",
+                "the Redis engine is connected by Node::start",
+            ));
+        }
         Self::build(cfg, Stores::memory())
     }
 
@@ -111,6 +121,10 @@ impl Node {
         let node = Self::build_with(cfg, stores, protect)?;
         node.spawn_protect_sync(loaded, pending);
         node.spawn_maintenance();
+        if let Err(e) = node.start_cluster().await {
+            node.lifecycle.stop_background().await;
+            return Err(e.into());
+        }
         Ok(node)
     }
 
@@ -140,6 +154,20 @@ impl Node {
             revoke: code(&cfg.token_revoke, 3014, "state invalidated"),
             invalidate: code(&cfg.user_tokens_invalidate, 3014, "state invalidated"),
         };
+        let cluster = match cfg.engine.kind {
+            crate::config::EngineType::Memory => None,
+            crate::config::EngineType::Redis => Some(cluster::ClusterState::new(Arc::new(
+                crate::cluster::RedisEngine::from_config(&cfg.engine.redis)
+                    .map_err(|e| ConfigError::invalid("engine.redis.address", e))?,
+            ))),
+        };
+        let (broker, presence) = match &cluster {
+            None => (
+                Broker::Memory(MemoryBroker::new()),
+                Presence::Memory(MemoryPresence::new()),
+            ),
+            Some(c) => cluster::redis_backends(&c.engine),
+        };
         let name = if cfg.node.name.is_empty() {
             format!("gyre_{}", cfg.http_server.port)
         } else {
@@ -148,8 +176,8 @@ impl Node {
         Ok(Arc::new(Node {
             channels: Channels::new(&cfg.channel),
             hub: Hub::new(),
-            broker: Broker::Memory(MemoryBroker::new()),
-            presence: Presence::Memory(MemoryPresence::new()),
+            broker,
+            presence,
             verifier,
             protect,
             stores,
@@ -160,6 +188,7 @@ impl Node {
             started: std::time::Instant::now(),
             lifecycle: Lifecycle::new(),
             metrics: Default::default(),
+            cluster,
             cfg: Arc::new(cfg),
         }))
     }

@@ -31,7 +31,7 @@ pub enum Instruction {
         /// Unsubscribe code (2000 server, 2502 state invalidated).
         code: u32,
         /// Reason.
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// Server API `refresh`.
     Refresh {

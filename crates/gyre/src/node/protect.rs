@@ -28,7 +28,10 @@ impl Node {
             return Err(e.into());
         }
         self.apply_protect(&change);
-        Ok(())
+        // With memory storage in a cluster the other nodes hear it over
+        // Redis. Applied here either way; an error says it may not have
+        // reached them (they take it when their connection comes back).
+        self.announce_protect(&change).await
     }
 
     /// Applies a change to the in-memory sets and to live connections:

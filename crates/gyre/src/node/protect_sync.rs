@@ -73,6 +73,9 @@ pub enum StartError {
     /// The configuration cannot be served.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The Redis engine could not be reached at start.
+    #[error(transparent)]
+    Cluster(#[from] super::cluster::ClusterStartError),
     /// A protective store could not be reached or loaded at start.
     #[error(
         "cannot load `{feature}` entries from its {storage} storage: {reason}. Start the store, \

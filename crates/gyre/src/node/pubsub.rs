@@ -59,7 +59,11 @@ impl Node {
     /// Sends a join or leave push to the subscribers that want it.
     /// Who gets them was decided per subscriber at subscribe time (the
     /// client asked, or the namespace forces them): see `Subscriber::join_leave`.
+    /// With the Redis engine, the push goes through Redis to every node.
     pub(crate) fn join_leave(&self, channel: &str, join: bool, info: &ClientInfo) {
+        if self.publish_join_leave(channel, join, info) {
+            return;
+        }
         let frames = PushFrames::new(|kind| {
             kind.push(
                 channel,
@@ -89,7 +93,10 @@ impl Node {
             l if l < 0 => Some(max),
             l => Some((l as usize).min(max)),
         };
-        Ok(self.broker.history(channel, since, limit, reverse).await?)
+        Ok(self
+            .broker
+            .history(channel, since, limit, reverse, self.meta_ttl(channel))
+            .await?)
     }
 
     /// Publications after `since` for recovery at subscribe, at most
@@ -102,13 +109,26 @@ impl Node {
     ) -> Result<(Vec<Publication>, StreamTop), NodeError> {
         Ok(self
             .broker
-            .history(channel, Some(since), Some(limit + 1), false)
+            .history(
+                channel,
+                Some(since),
+                Some(limit + 1),
+                false,
+                self.meta_ttl(channel),
+            )
             .await?)
     }
 
     /// The current position of a channel's stream.
     pub(crate) async fn stream_top(&self, channel: &str) -> Result<StreamTop, NodeError> {
-        Ok(self.broker.top(channel).await?)
+        Ok(self.broker.top(channel, self.meta_ttl(channel)).await?)
+    }
+
+    /// The channel's `history_meta_ttl` (zero when unknown).
+    fn meta_ttl(&self, channel: &str) -> std::time::Duration {
+        self.channels
+            .options(channel)
+            .map_or(std::time::Duration::ZERO, |o| o.history_meta_ttl.0)
     }
 
     /// Drops a channel's history (`history_remove`).
@@ -147,7 +167,9 @@ impl Node {
 
     /// Removes a subscriber on this node.
     pub(crate) fn remove_subscriber(&self, channel: &str, client: &str) {
-        self.hub.unsubscribe(channel, client);
+        if self.hub.unsubscribe(channel, client) {
+            self.unsubscribe_channel(channel);
+        }
     }
 
     /// Makes a connection findable (by user, by id); returns false and

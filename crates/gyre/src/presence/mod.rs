@@ -1,14 +1,16 @@
 //! Presence: which clients are in a channel, with their info. Backends are
-//! variants of [`Presence`] (architecture.md §2.4 a); only the in-memory
-//! one exists so far.
+//! variants of [`Presence`] (architecture.md §2.4 a): memory (one node)
+//! and Redis (a cluster).
 
 pub(crate) mod memory;
+pub(crate) mod redis;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
 pub(crate) use crate::node::error::PresenceError;
 pub(crate) use memory::MemoryPresence;
+pub(crate) use redis::RedisPresence;
 
 use crate::protocol::ClientInfo;
 use std::collections::BTreeMap;
@@ -17,6 +19,8 @@ use std::collections::BTreeMap;
 pub(crate) enum Presence {
     /// One process's memory: entries live exactly as long as the subscription.
     Memory(MemoryPresence),
+    /// Redis: shared by every node; entries expire unless refreshed.
+    Redis(std::sync::Arc<RedisPresence>),
 }
 
 impl Presence {
@@ -27,6 +31,7 @@ impl Presence {
                 m.add(channel, info);
                 Ok(())
             }
+            Presence::Redis(r) => r.add(channel, info).await,
         }
     }
 
@@ -36,6 +41,7 @@ impl Presence {
     pub(crate) fn remove(&self, channel: &str, client: &str) {
         match self {
             Presence::Memory(m) => m.remove(channel, client),
+            Presence::Redis(r) => r.remove(channel, client),
         }
     }
 
@@ -46,6 +52,7 @@ impl Presence {
     ) -> Result<BTreeMap<String, ClientInfo>, PresenceError> {
         match self {
             Presence::Memory(m) => Ok(m.presence(channel)),
+            Presence::Redis(r) => r.presence(channel).await,
         }
     }
 
@@ -53,6 +60,7 @@ impl Presence {
     pub(crate) async fn stats(&self, channel: &str) -> Result<(u32, u32), PresenceError> {
         match self {
             Presence::Memory(m) => Ok(m.stats(channel)),
+            Presence::Redis(r) => r.stats(channel).await,
         }
     }
 }

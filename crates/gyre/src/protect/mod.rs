@@ -578,6 +578,71 @@ impl Protect {
         effective
     }
 
+    /// Everything the sets hold, as changes that rebuild it elsewhere:
+    /// every entry (at its version) and every remembered removal. A node
+    /// that applies another's snapshot ends with the newer of the two for
+    /// each key (the cluster's catch-up with memory storage, docs/cluster.md).
+    pub fn snapshot(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        self.blocks.for_each(|k, e| {
+            let user = k.to_string_lossless();
+            out.push(Change {
+                at_ms: e.created_ms,
+                op: Op::Block {
+                    reason: self.reason(Kind::Block, &user),
+                    user,
+                    expire_at: e.expire_at,
+                },
+            });
+        });
+        self.revoked.for_each(|k, e| {
+            let uid = k.to_string_lossless();
+            out.push(Change {
+                at_ms: e.created_ms,
+                op: Op::Revoke {
+                    reason: self.reason(Kind::Revoke, &uid),
+                    uid,
+                    expire_at: e.expire_at,
+                },
+            });
+        });
+        self.invalidations.for_each(|k, i| {
+            let key = k.to_string_lossless();
+            let (user, channel) = match change::split_channel_key(&key) {
+                Some((u, ch)) => (u.to_string(), Some(ch.to_string())),
+                None => (key.clone(), None),
+            };
+            out.push(Change {
+                at_ms: i.entry.created_ms,
+                op: Op::Invalidate {
+                    reason: self.reason(Kind::Invalidate, &key),
+                    user,
+                    channel,
+                    issued_before: i.issued_before,
+                    expire_at: i.entry.expire_at,
+                },
+            });
+        });
+        for ((kind, key), at) in self.tombstones.lock().iter() {
+            let op = match kind {
+                Kind::Block => Op::Unblock { user: key.clone() },
+                Kind::Revoke => Op::Unrevoke { uid: key.clone() },
+                Kind::Invalidate => match change::split_channel_key(key) {
+                    Some((u, ch)) => Op::ClearInvalidation {
+                        user: u.to_string(),
+                        channel: Some(ch.to_string()),
+                    },
+                    None => Op::ClearInvalidation {
+                        user: key.clone(),
+                        channel: None,
+                    },
+                },
+            };
+            out.push(Change { at_ms: *at, op });
+        }
+        out
+    }
+
     /// The version (`created_ms`) of an entry, if present.
     fn created_ms(&self, kind: Kind, key: &str) -> Option<i64> {
         let k = KeyRef::new(key);

@@ -5,6 +5,8 @@ mod abuse;
 mod api;
 mod auth;
 mod cli;
+mod cluster;
+mod cluster_faults;
 mod config_env;
 mod config_file;
 mod conformance;

@@ -17,6 +17,7 @@
 use super::{Heard, Kind, Notice, Record, StoreError, unavailable};
 use crate::config::Redis as RedisCfg;
 use crate::protect::change::{Change, Op};
+use crate::redis_client::Target;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -94,19 +95,6 @@ end
 return #gone
 "#;
 
-/// Where the store's Redis is.
-enum Target {
-    /// One address.
-    Direct(redis::Client),
-    /// The current master of `master`, asked of the Sentinels each time a
-    /// connection is made (so a failover is followed).
-    Sentinel {
-        sentinels: Vec<redis::ConnectionInfo>,
-        master: String,
-        node: redis::sentinel::SentinelNodeConnectionInfo,
-    },
-}
-
 /// One feature's Redis store. Connects lazily (and again after a failure
 /// to connect), so a node may start while Redis is down when asked to.
 pub struct RedisStore {
@@ -127,41 +115,12 @@ impl RedisStore {
     pub fn new(cfg: &RedisCfg) -> Result<RedisStore, StoreError> {
         let target = if cfg.sentinel_address.0.is_empty() {
             let addr = cfg.address.0.first().map(String::as_str).unwrap_or("");
-            let tls = cfg.tls.enabled || addr.starts_with("rediss://");
-            let client = if tls {
-                let info = connection_info(&tls_url(addr, cfg.tls.insecure_skip_verify), cfg)?;
-                redis::Client::build_with_tls(info, tls_certificates(&cfg.tls)?)
-            } else {
-                redis::Client::open(connection_info(addr, cfg)?)
-            };
-            Target::Direct(client.map_err(|e| unavailable("redis address", e))?)
+            Target::direct(addr, cfg)
         } else {
-            let sentinels = cfg
-                .sentinel_address
-                .0
-                .iter()
-                .map(|a| {
-                    let info = connection_info(a, &RedisCfg::default())?;
-                    let mut settings = info.redis_settings().clone();
-                    if !cfg.sentinel_user.is_empty() {
-                        settings = settings.set_username(&cfg.sentinel_user);
-                    }
-                    if !cfg.sentinel_password.is_empty() {
-                        settings = settings.set_password(&cfg.sentinel_password);
-                    }
-                    Ok(info.set_redis_settings(settings))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let node_settings = connection_info("127.0.0.1:6379", cfg)?
-                .redis_settings()
-                .clone();
-            Target::Sentinel {
-                sentinels,
-                master: cfg.sentinel_master_name.clone(),
-                node: redis::sentinel::SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(node_settings),
-            }
-        };
+            let s: Vec<&str> = cfg.sentinel_address.0.iter().map(String::as_str).collect();
+            Target::sentinel(&s, cfg)
+        }
+        .map_err(|e| unavailable("redis", e))?;
         Ok(RedisStore {
             target,
             conn: parking_lot::Mutex::new(None),
@@ -175,29 +134,10 @@ impl RedisStore {
 
     /// A client for the Redis to use now (for Sentinel: the current master).
     async fn client(&self) -> Result<redis::Client, StoreError> {
-        match &self.target {
-            Target::Direct(c) => Ok(c.clone()),
-            Target::Sentinel {
-                sentinels,
-                master,
-                node,
-            } => {
-                let mut sc = redis::sentinel::SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(node.clone()),
-                    redis::sentinel::SentinelServerType::Master,
-                )
-                .map_err(|e| unavailable("redis sentinel", e))?;
-                tokio::time::timeout(
-                    self.connect_timeout + self.io_timeout,
-                    sc.async_get_client(),
-                )
-                .await
-                .map_err(|_| unavailable("redis sentinel", "timed out"))?
-                .map_err(|e| unavailable("redis sentinel", e))
-            }
-        }
+        self.target
+            .client(self.connect_timeout + self.io_timeout)
+            .await
+            .map_err(|e| unavailable("redis", e))
     }
 
     /// The connection (made on first use, within `connect_timeout`).
@@ -436,80 +376,4 @@ async fn fetch_owned(
     .await
     .map_err(|_| unavailable("redis load", "timed out"))?
     .map_err(|e| unavailable("redis load", e))
-}
-
-/// `addr` as a `rediss://` URL (`#insecure` when the server's certificate
-/// is not to be verified).
-fn tls_url(addr: &str, insecure: bool) -> String {
-    let rest = addr
-        .strip_prefix("rediss://")
-        .or_else(|| addr.strip_prefix("redis://"))
-        .unwrap_or(addr);
-    let rest = rest.split('#').next().unwrap_or(rest);
-    format!("rediss://{rest}{}", if insecure { "#insecure" } else { "" })
-}
-
-/// The certificates of a `tls` section: the server's CA (else the system's
-/// roots) and an optional client certificate and key. Each PEM may be the
-/// PEM text itself, a file path, or base64 of the PEM, as in Centrifugo.
-fn tls_certificates(t: &crate::config::Tls) -> Result<redis::TlsCertificates, StoreError> {
-    let client_tls = match (t.cert_pem.is_empty(), t.key_pem.is_empty()) {
-        (true, true) => None,
-        (false, false) => Some(redis::ClientTlsConfig {
-            client_cert: pem("tls.cert_pem", &t.cert_pem)?,
-            client_key: pem("tls.key_pem", &t.key_pem)?,
-        }),
-        _ => return Err(unavailable("redis tls", "cert_pem and key_pem go together")),
-    };
-    let root_cert = if t.server_ca_pem.is_empty() {
-        None
-    } else {
-        Some(pem("tls.server_ca_pem", &t.server_ca_pem)?)
-    };
-    Ok(redis::TlsCertificates {
-        client_tls,
-        root_cert,
-    })
-}
-
-/// A PEM given as text, a file path, or base64 of the text.
-fn pem(key: &str, v: &str) -> Result<Vec<u8>, StoreError> {
-    use base64::Engine;
-    if v.trim_start().starts_with("-----BEGIN") {
-        return Ok(v.as_bytes().to_vec());
-    }
-    if let Ok(b) = std::fs::read(v) {
-        return Ok(b);
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(v.trim())
-        .map_err(|_| unavailable(key, "not PEM text, a readable file or base64 PEM"))
-}
-
-/// The connection info of `addr` (`host:port` or a `redis://` URL), with
-/// `db`, `user` and `password` from `cfg` when set (a URL's own credentials
-/// otherwise).
-fn connection_info(addr: &str, cfg: &RedisCfg) -> Result<redis::ConnectionInfo, StoreError> {
-    use redis::IntoConnectionInfo;
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("redis://{addr}")
-    };
-    // The message names the problem, never the address (it may hold a password).
-    let info = url
-        .as_str()
-        .into_connection_info()
-        .map_err(|_| unavailable("redis address", "not a host:port or redis:// URL"))?;
-    let mut settings = info.redis_settings().clone();
-    if cfg.db != 0 {
-        settings = settings.set_db(cfg.db as i64);
-    }
-    if !cfg.user.is_empty() {
-        settings = settings.set_username(&cfg.user);
-    }
-    if !cfg.password.is_empty() {
-        settings = settings.set_password(&cfg.password);
-    }
-    Ok(info.set_redis_settings(settings))
 }

@@ -1,0 +1,661 @@
+//! The node's side of the Redis engine (docs/cluster.md): what arrives
+//! over Redis PUB/SUB (publications, joins and leaves of channels with
+//! local subscribers; control messages) and what this node sends (its
+//! heartbeat every 3 s, API actions for connections on other nodes,
+//! surveys, protective changes when they live in memory).
+//!
+//! Start: every shard must answer before the node serves (a Redis that
+//! cannot be reached stops the start, as Centrifugo's does); the node
+//! subscribes, announces itself, hears its peers (they answer a new node
+//! at once), and with memory protective storage takes their current sets
+//! before the first client can connect. After a shard's PUB/SUB
+//! connection comes back, the node takes the sets again (what it missed
+//! while cut off) and tells positioned subscribers of channels that moved
+//! on to recover (`insufficient state`).
+
+use super::Node;
+use super::actions::NodeInfo;
+use super::error::NodeError;
+use crate::broker::{Broker, BrokerError, RedisBroker};
+use crate::cluster::control::{self, Registry, Surveys};
+use crate::cluster::pb::control as pb;
+use crate::cluster::{RedisEngine, frames, shard};
+use crate::protect::{Change, Kind};
+use crate::protocol::{ClientInfo, Push, PushFrames};
+use parking_lot::Mutex;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How long a starting node listens for its peers' answers to its first
+/// heartbeat before asking them for their protective sets.
+const DISCOVERY: Duration = Duration::from_millis(300);
+/// How long a protective catch-up waits for peers' snapshots.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A message to publish from the outgoing worker: on a channel's shard, or
+/// (`shard: None`) as control through any shard.
+struct Outgoing {
+    name: String,
+    shard: Option<usize>,
+    payload: Vec<u8>,
+}
+
+/// Cluster state of a node on the Redis engine.
+pub(crate) struct ClusterState {
+    pub(super) engine: Arc<RedisEngine>,
+    registry: Registry,
+    surveys: Surveys,
+    /// Newest offset delivered per channel with local subscribers (to tell
+    /// after a reconnect whether a channel moved on meanwhile).
+    delivered: Mutex<HashMap<Arc<str>, (u64, String)>>,
+    out: mpsc::UnboundedSender<Outgoing>,
+    out_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+    /// Kicked when a shard came back: resync.
+    resync: Notify,
+}
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot connect to Redis at {address} (engine.redis): {reason}. Start Redis there, or fix \
+     `engine.redis.address`"
+)]
+pub struct ClusterStartError {
+    /// The shard's address (host:port, never a password).
+    pub address: String,
+    /// What failed.
+    pub reason: String,
+}
+
+impl ClusterState {
+    pub(super) fn new(engine: Arc<RedisEngine>) -> ClusterState {
+        let (tx, rx) = mpsc::unbounded_channel();
+        ClusterState {
+            engine,
+            registry: Registry::default(),
+            surveys: Surveys::default(),
+            delivered: Mutex::new(HashMap::new()),
+            out: tx,
+            out_rx: Mutex::new(Some(rx)),
+            resync: Notify::new(),
+        }
+    }
+}
+
+/// The shards' view of the node (weak: the node owns the shards' tasks).
+struct Link(Weak<Node>);
+
+impl shard::Handler for Link {
+    fn message(&self, _shard: usize, channel: &str, payload: &[u8]) {
+        if let Some(n) = self.0.upgrade() {
+            n.on_redis_message(channel, payload);
+        }
+    }
+
+    fn wanted(&self, shard: usize) -> Vec<String> {
+        let Some(n) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let Some(c) = n.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let e = &c.engine;
+        let mut v = vec![e.names.control(), e.names.node(&n.id)];
+        v.extend(
+            n.hub
+                .channels()
+                .into_iter()
+                .filter(|(ch, _)| e.shard(ch).index == shard)
+                .map(|(ch, _)| e.names.client(&ch)),
+        );
+        v
+    }
+
+    fn still_wanted(&self, name: &str) -> bool {
+        let Some(n) = self.0.upgrade() else {
+            return false;
+        };
+        let Some(c) = n.cluster.as_ref() else {
+            return false;
+        };
+        c.engine
+            .names
+            .channel_of(name)
+            .is_some_and(|ch| n.hub.num_subscribers(ch) > 0)
+    }
+
+    fn connected(&self, _shard: usize, first: bool) {
+        if first {
+            return;
+        }
+        if let Some(n) = self.0.upgrade()
+            && let Some(c) = n.cluster.as_ref()
+        {
+            c.resync.notify_one();
+        }
+    }
+
+    fn disconnected(&self, _shard: usize) {}
+}
+
+impl Node {
+    pub(super) fn cluster(&self) -> Option<&ClusterState> {
+        self.cluster.as_ref()
+    }
+
+    /// Connects the engine and joins the cluster (see the module docs);
+    /// returns once this node may serve clients.
+    pub(super) async fn start_cluster(self: &Arc<Self>) -> Result<(), ClusterStartError> {
+        let Some(c) = self.cluster.as_ref() else {
+            return Ok(());
+        };
+        let engine = c.engine.clone();
+        for s in &engine.shards {
+            s.query::<String>(&redis::cmd("PING"))
+                .await
+                .map_err(|reason| ClusterStartError {
+                    address: s.addr.clone(),
+                    reason,
+                })?;
+        }
+        let link: Arc<dyn shard::Handler> = Arc::new(Link(Arc::downgrade(self)));
+        for s in &engine.shards {
+            let (s, link) = (s.clone(), link.clone());
+            self.lifecycle
+                .spawn_background("redis-pubsub", move |stop| s.run(link, stop));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !engine.all_up() {
+            if tokio::time::Instant::now() > deadline {
+                let s = engine
+                    .shards
+                    .iter()
+                    .find(|s| !s.is_up())
+                    .expect("one is down");
+                return Err(ClusterStartError {
+                    address: s.addr.clone(),
+                    reason: "PUB/SUB connection not established".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The outgoing worker: control answers and join/leave frames are
+        // published in order, off the PUB/SUB reader.
+        let rx = c.out_rx.lock().take();
+        if let Some(mut rx) = rx {
+            let node = self.clone();
+            self.lifecycle
+                .spawn_background("redis-outgoing", move |stop| async move {
+                    let engine = node.cluster.as_ref().expect("cluster").engine.clone();
+                    let work = async {
+                        while let Some(o) = rx.recv().await {
+                            let r = match o.shard {
+                                Some(i) => engine.shards[i].publish(&o.name, &o.payload).await,
+                                None => engine.publish_control(&o.name, &o.payload).await,
+                            };
+                            if let Err(e) = r {
+                                tracing::warn!(name = o.name, error = %e, "redis publish failed");
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = work => {}
+                    }
+                });
+        }
+        if let crate::presence::Presence::Redis(p) = &self.presence {
+            let p = p.clone();
+            let every = self.cfg.client.presence_update_interval.0;
+            self.lifecycle
+                .spawn_background("redis-presence", move |stop| p.run(every, stop));
+        }
+        // Announce, hear the peers, take their protective sets.
+        if let Err(e) = self.send_heartbeat().await {
+            return Err(ClusterStartError {
+                address: engine.shards[0].addr.clone(),
+                reason: e.to_string(),
+            });
+        }
+        tokio::time::sleep(DISCOVERY).await;
+        self.catch_up_protect().await;
+        let node = self.clone();
+        self.lifecycle
+            .spawn_background("cluster-heartbeat", move |stop| async move {
+                let c = node.cluster.as_ref().expect("cluster");
+                let mut tick = tokio::time::interval(control::HEARTBEAT_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = node.send_heartbeat().await {
+                                tracing::debug!(error = %e, "heartbeat not sent");
+                            }
+                        }
+                        _ = c.resync.notified() => node.resync().await,
+                    }
+                }
+                // Tell the others at once (Centrifugo's Shutdown command).
+                let cmd = pb::Command {
+                    uid: node.id.clone(),
+                    shutdown: Some(pb::Shutdown {}),
+                    ..Default::default()
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    c.engine
+                        .publish_control(&c.engine.names.control(), &cmd.encode_to_vec()),
+                )
+                .await;
+            });
+        Ok(())
+    }
+
+    /// After a shard came back: announce, take the protective sets again,
+    /// and make positioned subscribers of channels that moved on recover.
+    async fn resync(&self) {
+        let _ = self.send_heartbeat().await;
+        tokio::time::sleep(DISCOVERY).await;
+        self.catch_up_protect().await;
+        self.check_positions().await;
+    }
+
+    /// Channels whose stream moved past what was delivered here while the
+    /// connection was down: their subscribers get `insufficient state`
+    /// (unsubscribe push 2500, resubscribe), and the SDKs recover from
+    /// history (Centrifugo's answer to a detected gap).
+    async fn check_positions(&self) {
+        let Some(c) = self.cluster() else { return };
+        let known: Vec<(Arc<str>, (u64, String))> = c
+            .delivered
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (ch, (offset, epoch)) in known {
+            if self.hub.num_subscribers(&ch) == 0 {
+                c.delivered.lock().remove(&ch);
+                continue;
+            }
+            let Ok(top) = self.stream_top(&ch).await else {
+                continue;
+            };
+            if top.offset != offset || top.epoch != epoch {
+                tracing::info!(channel = %ch, "publications missed while Redis was away: subscribers recover");
+                for h in self.hub.subscribers(&ch) {
+                    h.outbox
+                        .push_instruction(super::outbox::Instruction::Unsubscribe {
+                            channel: ch.to_string(),
+                            code: 2500,
+                            reason: "insufficient state".into(),
+                        });
+                }
+                c.delivered.lock().remove(&ch);
+            }
+        }
+    }
+
+    /// With memory protective storage, asks every peer for its sets and
+    /// applies them (newer wins per key; removals included).
+    async fn catch_up_protect(&self) {
+        let memory: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| !self.stores.get(*k).is_persistent())
+            .collect();
+        if memory.is_empty() {
+            return;
+        }
+        let answers = match self
+            .survey(control::OP_PROTECT_SNAPSHOT, Vec::new(), SNAPSHOT_TIMEOUT)
+            .await
+        {
+            Ok((a, complete)) => {
+                if !complete {
+                    tracing::warn!("not every node sent its protective sets; applied what arrived");
+                }
+                a
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "protective catch-up failed");
+                return;
+            }
+        };
+        let mut applied = 0usize;
+        for (_, r) in answers {
+            let Ok(changes) = serde_json::from_slice::<Vec<Change>>(&r.data) else {
+                continue;
+            };
+            for ch in changes.into_iter().filter(|c| memory.contains(&c.kind())) {
+                if self.apply_protect(&ch) > 0 || self.protect.apply(&ch) {
+                    applied += 1;
+                }
+            }
+        }
+        if applied > 0 {
+            tracing::info!(applied, "protective entries taken from peers");
+        }
+    }
+
+    async fn send_heartbeat(&self) -> Result<(), NodeError> {
+        let c = self.cluster().expect("cluster");
+        let cmd = pb::Command {
+            uid: self.id.clone(),
+            node: Some(self.node_pb()),
+            ..Default::default()
+        };
+        c.engine
+            .publish_control(&c.engine.names.control(), &cmd.encode_to_vec())
+            .await
+            .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))
+    }
+
+    fn node_pb(&self) -> pb::Node {
+        let (clients, users, channels, subs) = self.local_counts();
+        pb::Node {
+            uid: self.id.clone(),
+            name: self.name.clone(),
+            version: super::VERSION.to_string(),
+            num_clients: clients as u32,
+            num_users: users as u32,
+            num_channels: channels as u32,
+            num_subs: subs as u32,
+            uptime: self.started.elapsed().as_secs() as u32,
+            ..Default::default()
+        }
+    }
+
+    /// Every node's figures: this one's and the live peers'.
+    pub(super) fn cluster_nodes(&self) -> Vec<NodeInfo> {
+        let Some(c) = self.cluster() else {
+            return Vec::new();
+        };
+        c.registry
+            .live()
+            .into_iter()
+            .filter(|n| n.uid != self.id)
+            .map(|n| NodeInfo {
+                uid: n.uid,
+                name: n.name,
+                version: n.version,
+                num_clients: n.num_clients as usize,
+                num_users: n.num_users as usize,
+                num_channels: n.num_channels as usize,
+                num_subs: n.num_subs as usize,
+                uptime: n.uptime as u64,
+            })
+            .collect()
+    }
+
+    /// Publishes a control command to every other node.
+    pub(super) async fn broadcast_control(&self, cmd: pb::Command) -> Result<(), NodeError> {
+        let Some(c) = self.cluster() else {
+            return Ok(());
+        };
+        c.engine
+            .publish_control(&c.engine.names.control(), &cmd.encode_to_vec())
+            .await
+            .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))
+    }
+
+    /// A command stamped with this node's id.
+    pub(super) fn command(&self) -> pb::Command {
+        pb::Command {
+            uid: self.id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Asks every live peer `op` and collects the answers (within
+    /// `timeout`); the bool says whether all answered.
+    pub(super) async fn survey(
+        &self,
+        op: &str,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(Vec<(String, pb::SurveyResponse)>, bool), NodeError> {
+        let Some(c) = self.cluster() else {
+            return Ok((Vec::new(), true));
+        };
+        let want = c
+            .registry
+            .live()
+            .iter()
+            .filter(|n| n.uid != self.id)
+            .count();
+        if want == 0 {
+            return Ok((Vec::new(), true));
+        }
+        let survey = c.surveys.start(want);
+        let cmd = pb::Command {
+            uid: self.id.clone(),
+            survey_request: Some(pb::SurveyRequest {
+                id: survey.id,
+                op: op.to_string(),
+                data: data.into(),
+            }),
+            ..Default::default()
+        };
+        self.broadcast_control(cmd).await?;
+        Ok(survey.wait(timeout).await)
+    }
+
+    /// Makes sure this node receives `channel`'s publications (Redis
+    /// SUBSCRIBE confirmed); a no-op without the Redis engine.
+    pub(crate) async fn subscribe_channel(&self, channel: &str) -> Result<(), NodeError> {
+        let Some(c) = self.cluster() else {
+            return Ok(());
+        };
+        c.engine
+            .shard(channel)
+            .subscribe(vec![c.engine.names.client(channel)])
+            .await
+            .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))
+    }
+
+    /// The last local subscriber of `channel` left.
+    pub(super) fn unsubscribe_channel(&self, channel: &str) {
+        if let Some(c) = self.cluster() {
+            c.delivered.lock().remove(channel);
+            c.engine
+                .shard(channel)
+                .unsubscribe(c.engine.names.client(channel));
+        }
+    }
+
+    /// Publishes a join or leave through Redis (queued, never waits).
+    pub(super) fn publish_join_leave(&self, channel: &str, join: bool, info: &ClientInfo) -> bool {
+        let Some(c) = self.cluster() else {
+            return false;
+        };
+        let _ = c.out.send(Outgoing {
+            name: c.engine.names.client(channel),
+            shard: Some(c.engine.shard(channel).index),
+            payload: frames::encode_join_leave(join, info),
+        });
+        true
+    }
+
+    /// One PUB/SUB message from a shard.
+    fn on_redis_message(&self, name: &str, payload: &[u8]) {
+        let Some(c) = self.cluster() else { return };
+        if let Some(channel) = c.engine.names.channel_of(name) {
+            match frames::decode(payload) {
+                Ok(frames::Frame::Pub { publication, epoch }) => {
+                    if let Some(epoch) = epoch {
+                        let mut d = c.delivered.lock();
+                        match d.get_mut(channel) {
+                            Some(v) => *v = (publication.offset, epoch),
+                            None => {
+                                d.insert(Arc::from(channel), (publication.offset, epoch));
+                            }
+                        }
+                    }
+                    self.handle_publication(channel, &publication);
+                }
+                Ok(frames::Frame::Join(info)) => self.local_join_leave(channel, true, &info),
+                Ok(frames::Frame::Leave(info)) => self.local_join_leave(channel, false, &info),
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "unreadable publication from Redis dropped")
+                }
+            }
+            return;
+        }
+        match pb::Command::decode(payload) {
+            Ok(cmd) if cmd.uid != self.id => self.on_control(cmd),
+            Ok(_) => {} // our own
+            Err(e) => tracing::warn!(error = %e, "undecodable control message dropped"),
+        }
+    }
+
+    /// Join or leave pushes to this node's subscribers that want them.
+    pub(super) fn local_join_leave(&self, channel: &str, join: bool, info: &ClientInfo) {
+        let frames = PushFrames::new(|kind| {
+            kind.push(
+                channel,
+                if join {
+                    Push::Join(info)
+                } else {
+                    Push::Leave(info)
+                },
+            )
+        });
+        self.hub.broadcast(channel, &frames, true);
+    }
+
+    /// A control command from another node, handled as Centrifugo does
+    /// (the first field set wins, redis-cluster.md §4.1).
+    fn on_control(&self, cmd: pb::Command) {
+        let Some(c) = self.cluster() else { return };
+        let from = cmd.uid;
+        if let Some(n) = cmd.node {
+            if c.registry.heard(n) {
+                // A node we did not know: tell it about us at once.
+                let reply = pb::Command {
+                    uid: self.id.clone(),
+                    node: Some(self.node_pb()),
+                    ..Default::default()
+                };
+                let _ = c.out.send(Outgoing {
+                    name: c.engine.names.node(&from),
+                    shard: None,
+                    payload: reply.encode_to_vec(),
+                });
+            }
+        } else if cmd.shutdown.is_some() {
+            c.registry.remove(&from);
+        } else if let Some(u) = cmd.unsubscribe {
+            self.apply_unsubscribe(&u.user, &u.client, &u.channel, u.code, &u.reason);
+        } else if let Some(s) = cmd.subscribe {
+            self.apply_subscribe(s);
+        } else if let Some(d) = cmd.disconnect {
+            let disc = crate::codes::Disconnect::new(d.code as u16, d.reason);
+            self.apply_disconnect(&d.user, &d.client, &d.whitelist, &disc);
+        } else if let Some(r) = cmd.survey_request {
+            let (code, data) = self.answer_survey(&r.op, &r.data);
+            let reply = pb::Command {
+                uid: self.id.clone(),
+                survey_response: Some(pb::SurveyResponse {
+                    id: r.id,
+                    code,
+                    data: data.into(),
+                }),
+                ..Default::default()
+            };
+            let _ = c.out.send(Outgoing {
+                name: c.engine.names.node(&from),
+                shard: None,
+                payload: reply.encode_to_vec(),
+            });
+        } else if let Some(r) = cmd.survey_response {
+            c.surveys.answer(from, r);
+        } else if let Some(n) = cmd.notification {
+            if n.op == control::NOTIFY_PROTECT {
+                match serde_json::from_slice::<Change>(&n.data) {
+                    Ok(change) => {
+                        self.apply_protect(&change);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unreadable protective change"),
+                }
+            }
+        } else if let Some(r) = cmd.refresh {
+            let info = (!r.info.is_empty()).then(|| frames_raw(&r.info)).flatten();
+            self.apply_refresh(&r.user, &r.client, r.expired, r.expire_at, info);
+        } else {
+            tracing::debug!("unknown control command ignored");
+        }
+    }
+
+    /// This node's answer to a survey: (code, data).
+    fn answer_survey(&self, op: &str, data: &[u8]) -> (u32, Vec<u8>) {
+        match op {
+            control::OP_CHANNELS => {
+                let Ok(req) = pb::ChannelsRequest::decode(data) else {
+                    return (control::CODE_BAD_REQUEST, Vec::new());
+                };
+                let res = pb::ChannelsResult {
+                    channels: self
+                        .local_channels(&req.pattern)
+                        .into_iter()
+                        .map(|(ch, n)| {
+                            (
+                                ch,
+                                pb::ChannelInfo {
+                                    num_clients: n as u32,
+                                },
+                            )
+                        })
+                        .collect(),
+                };
+                (0, res.encode_to_vec())
+            }
+            control::OP_CONNECTIONS => {
+                let user = String::from_utf8_lossy(data);
+                let items = self.local_connection_items(&user);
+                match serde_json::to_vec(&items) {
+                    Ok(v) => (0, v),
+                    Err(_) => (control::CODE_INTERNAL, Vec::new()),
+                }
+            }
+            control::OP_PROTECT_SNAPSHOT => match serde_json::to_vec(&self.protect.snapshot()) {
+                Ok(v) => (0, v),
+                Err(_) => (control::CODE_INTERNAL, Vec::new()),
+            },
+            _ => (control::CODE_UNKNOWN_OP, Vec::new()),
+        }
+    }
+
+    /// Tells the other nodes about a protective change kept in memory
+    /// (persistent stores announce their own changes).
+    pub(super) async fn announce_protect(&self, change: &Change) -> Result<(), NodeError> {
+        if self.cluster().is_none() || self.stores.get(change.kind()).is_persistent() {
+            return Ok(());
+        }
+        let data = serde_json::to_vec(change).expect("changes serialize");
+        let mut cmd = self.command();
+        cmd.notification = Some(pb::Notification {
+            op: control::NOTIFY_PROTECT.into(),
+            data: data.into(),
+        });
+        self.broadcast_control(cmd).await
+    }
+}
+
+fn frames_raw(b: &[u8]) -> Option<crate::protocol::Raw> {
+    let s = std::str::from_utf8(b).ok()?;
+    serde_json::value::RawValue::from_string(s.to_string())
+        .ok()
+        .map(crate::protocol::share)
+}
+
+/// The broker of a Redis engine.
+pub(super) fn redis_backends(engine: &Arc<RedisEngine>) -> (Broker, crate::presence::Presence) {
+    (
+        Broker::Redis(RedisBroker::new(engine.clone())),
+        crate::presence::Presence::Redis(Arc::new(crate::presence::RedisPresence::new(
+            engine.clone(),
+        ))),
+    )
+}

@@ -1,0 +1,1 @@
+//! Faults, shards and Redis Cluster tests of the Redis engine (next commit).
