@@ -262,6 +262,17 @@ fn apply_env(
         let value = if env_namespaces::is_list(&path) {
             let current = tree.pointer(&format!("/{}", path.replace('.', "/")));
             env_namespaces::list_value(name, raw, current, warnings)
+        } else if is_address_list(&path) {
+            // Redis address keys take one address or several (shards),
+            // space-separated in the environment as Centrifugo reads them.
+            let parts: Vec<Value> = raw
+                .split_whitespace()
+                .map(|s| Value::String(s.to_string()))
+                .collect();
+            Ok(Some(match parts.len() {
+                1 => parts.into_iter().next().unwrap_or(Value::Null),
+                _ => Value::Array(parts),
+            }))
         } else {
             env_value(raw, default).map(Some)
         }
@@ -274,6 +285,14 @@ fn apply_env(
         }
     }
     env_namespaces::apply_options(tree, env, unknown)
+}
+
+/// Keys that hold one Redis address or a list of them.
+fn is_address_list(path: &str) -> bool {
+    path.contains("redis.")
+        && (path.ends_with(".address")
+            || path.ends_with(".sentinel_address")
+            || path.ends_with(".cluster_address"))
 }
 
 /// Parses an environment value by the type of the key's default.
@@ -343,6 +362,46 @@ mod tests {
         .unwrap();
         assert_eq!(l.config.http_api.key, "env");
         assert_eq!(l.config.http_server.port, 9200);
+    }
+
+    #[test]
+    fn env_engine_keys_as_centrifugo_reads_them() {
+        let l = load_value(
+            json!({}),
+            &env(&[
+                ("CENTRIFUGO_ENGINE_TYPE", "redis"),
+                (
+                    "CENTRIFUGO_ENGINE_REDIS_ADDRESS",
+                    "redis://a:6379 redis://b:6379",
+                ),
+                ("CENTRIFUGO_ENGINE_REDIS_PREFIX", "app"),
+                ("CENTRIFUGO_ENGINE_REDIS_PRESENCE_TTL", "30s"),
+                ("CENTRIFUGO_CHANNEL_HISTORY_META_TTL", "1h"),
+                ("CENTRIFUGO_NODE_NAME", "n1"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        let c = &l.config;
+        assert_eq!(c.engine.kind, crate::config::EngineType::Redis);
+        assert_eq!(
+            c.engine.redis.address.as_slice(),
+            ["redis://a:6379", "redis://b:6379"]
+        );
+        assert_eq!(c.engine.redis.prefix, "app");
+        assert_eq!(c.engine.redis.presence_ttl.0.as_secs(), 30);
+        assert_eq!(c.channel.history_meta_ttl.0.as_secs(), 3600);
+        assert_eq!(c.node.name, "n1");
+        let one = load_value(
+            json!({}),
+            &env(&[("CENTRIFUGO_ENGINE_REDIS_ADDRESS", "redis://a:6379")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            one.config.engine.redis.address.as_slice(),
+            ["redis://a:6379"]
+        );
     }
 
     #[test]

@@ -29,10 +29,12 @@ pub struct Config {
     pub grpc_api: GrpcApi,
     /// `engine`: where channels' history, presence and pub/sub live.
     pub engine: Engine,
-    /// `broker`: separate broker (not supported; must stay disabled).
-    pub broker: Toggle,
-    /// `presence_manager`: separate presence manager (not supported).
-    pub presence_manager: Toggle,
+    /// `broker`: a broker of its own instead of the engine's (`type`
+    /// `memory` or `redis`, with its own `redis` section).
+    pub broker: BackendSection,
+    /// `presence_manager`: a presence manager of its own instead of the
+    /// engine's (`type` `memory` or `redis`).
+    pub presence_manager: BackendSection,
     /// `websocket`: the bidirectional WebSocket transport.
     pub websocket: Websocket,
     /// `uni_websocket`: not supported; must stay disabled.
@@ -402,6 +404,9 @@ pub struct Channel {
     pub user_separator: String,
     /// `channel.max_length`: longest channel name (255).
     pub max_length: usize,
+    /// `channel.history_meta_ttl`: how long a stream's epoch and offset
+    /// outlive its last publication when a namespace sets none (720h).
+    pub history_meta_ttl: Dur,
     /// `channel.without_namespace`: options of channels without a namespace.
     pub without_namespace: ChannelOptions,
     /// `channel.namespaces`: named namespaces.
@@ -416,6 +421,7 @@ impl Default for Channel {
             user_boundary: "#".into(),
             user_separator: ",".into(),
             max_length: 255,
+            history_meta_ttl: Dur::secs(720 * 3600),
             without_namespace: ChannelOptions::default(),
             namespaces: vec![],
         }
@@ -503,6 +509,20 @@ impl Default for Engine {
             redis: Redis::default(),
         }
     }
+}
+
+/// `broker` / `presence_manager`: Centrifugo v6's split of the engine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackendSection {
+    /// `enabled`: use this section instead of `engine`.
+    pub enabled: bool,
+    /// `type`: `memory` or `redis` (Centrifugo's `nats` and `postgres`
+    /// brokers are refused at start).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `redis`: the Redis of this backend (its own prefix, default `centrifugo`).
+    pub redis: Redis,
 }
 
 /// A section that only has `enabled` (and possibly a `type`).

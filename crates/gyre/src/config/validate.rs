@@ -5,27 +5,27 @@
 use super::{Config, ConfigError, StorageType};
 
 /// `engine.redis` must name where Redis is, completely.
-fn validate_engine_redis(r: &super::Redis) -> Result<(), ConfigError> {
+fn validate_engine_redis(section: &str, r: &super::Redis) -> Result<(), ConfigError> {
     if r.address.is_empty() && r.sentinel_address.is_empty() && r.cluster_address.is_empty() {
         return Err(ConfigError::invalid(
-            "engine.redis.address",
+            &format!("{section}.address"),
             "needs at least one address (e.g. \"redis://127.0.0.1:6379\")",
         ));
     }
     if !r.sentinel_address.is_empty() && r.sentinel_master_name.is_empty() {
         return Err(ConfigError::invalid(
-            "engine.redis.sentinel_master_name",
+            &format!("{section}.sentinel_master_name"),
             "is required with sentinel_address",
         ));
     }
     if r.presence_ttl.0.is_zero() {
         return Err(ConfigError::invalid(
-            "engine.redis.presence_ttl",
+            &format!("{section}.presence_ttl"),
             "must be positive (default 60s)",
         ));
     }
     if let Err(e) = crate::cluster::RedisEngine::from_config(r) {
-        return Err(ConfigError::invalid("engine.redis.address", e));
+        return Err(ConfigError::invalid(&format!("{section}.address"), e));
     }
     Ok(())
 }
@@ -231,7 +231,25 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     if c.engine.kind == super::EngineType::Redis {
-        validate_engine_redis(&c.engine.redis)?;
+        validate_engine_redis("engine.redis", &c.engine.redis)?;
+    }
+    for (key, b) in [
+        ("broker", &c.broker),
+        ("presence_manager", &c.presence_manager),
+    ] {
+        if !b.enabled {
+            continue;
+        }
+        match b.kind.as_str() {
+            "memory" => {}
+            "redis" => validate_engine_redis(&format!("{key}.redis"), &b.redis)?,
+            other => {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.type"),
+                    format!("{other:?} is not supported by Gyre; use \"redis\" or \"memory\""),
+                ));
+            }
+        }
     }
     // Before the `database.enabled` refusal: a storage_type is what the
     // operator asked for (and what an older PRO key becomes).
@@ -255,8 +273,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     for (key, on) in [
-        ("broker.enabled", c.broker.enabled),
-        ("presence_manager.enabled", c.presence_manager.enabled),
         ("grpc_api.enabled", c.grpc_api.enabled),
         ("uni_websocket.enabled", c.uni_websocket.enabled),
         ("uni_http_stream.enabled", c.uni_http_stream.enabled),

@@ -207,12 +207,6 @@ impl Node {
                     }
                 });
         }
-        if let crate::presence::Presence::Redis(p) = &self.presence {
-            let p = p.clone();
-            let every = self.cfg.client.presence_update_interval.0;
-            self.lifecycle
-                .spawn_background("redis-presence", move |stop| p.run(every, stop));
-        }
         // Announce, hear the peers, take their protective sets.
         if let Err(e) = self.send_heartbeat().await {
             return Err(ClusterStartError {
@@ -251,6 +245,27 @@ impl Node {
                 )
                 .await;
             });
+        Ok(())
+    }
+
+    /// With Redis presence: checks every shard answers, then starts the
+    /// refresh and removal loop.
+    pub(super) async fn start_presence(self: &Arc<Self>) -> Result<(), ClusterStartError> {
+        let crate::presence::Presence::Redis(p) = &self.presence else {
+            return Ok(());
+        };
+        for s in &p.engine().shards {
+            s.query::<String>(&redis::cmd("PING"))
+                .await
+                .map_err(|reason| ClusterStartError {
+                    address: s.addr.clone(),
+                    reason,
+                })?;
+        }
+        let p = p.clone();
+        let every = self.cfg.client.presence_update_interval.0;
+        self.lifecycle
+            .spawn_background("redis-presence", move |stop| p.run(every, stop));
         Ok(())
     }
 
@@ -650,12 +665,52 @@ fn frames_raw(b: &[u8]) -> Option<crate::protocol::Raw> {
         .map(crate::protocol::share)
 }
 
-/// The broker of a Redis engine.
-pub(super) fn redis_backends(engine: &Arc<RedisEngine>) -> (Broker, crate::presence::Presence) {
-    (
-        Broker::Redis(RedisBroker::new(engine.clone())),
-        crate::presence::Presence::Redis(Arc::new(crate::presence::RedisPresence::new(
-            engine.clone(),
+/// The broker and presence a config asks for, and the cluster state when
+/// the broker is Redis (control messages travel over the broker's Redis, as
+/// in Centrifugo): `broker` / `presence_manager` sections when enabled,
+/// else `engine`.
+pub(super) fn backends(
+    cfg: &crate::config::Config,
+) -> Result<(Option<ClusterState>, Broker, crate::presence::Presence), crate::config::ConfigError> {
+    use crate::config::{ConfigError, EngineType};
+    let engine = |key: &str, r: &crate::config::Redis| {
+        RedisEngine::from_config(r)
+            .map(Arc::new)
+            .map_err(|e| ConfigError::invalid(&format!("{key}.address"), e))
+    };
+    let engine_redis = if cfg.engine.kind == EngineType::Redis {
+        Some(engine("engine.redis", &cfg.engine.redis)?)
+    } else {
+        None
+    };
+    let broker_engine = if cfg.broker.enabled {
+        match cfg.broker.kind.as_str() {
+            "redis" => Some(engine("broker.redis", &cfg.broker.redis)?),
+            _ => None,
+        }
+    } else {
+        engine_redis.clone()
+    };
+    let presence_engine = if cfg.presence_manager.enabled {
+        match cfg.presence_manager.kind.as_str() {
+            "redis" => Some(engine(
+                "presence_manager.redis",
+                &cfg.presence_manager.redis,
+            )?),
+            _ => None,
+        }
+    } else {
+        engine_redis
+    };
+    let broker = match &broker_engine {
+        Some(e) => Broker::Redis(RedisBroker::new(e.clone())),
+        None => Broker::Memory(crate::broker::MemoryBroker::new()),
+    };
+    let presence = match &presence_engine {
+        Some(e) => crate::presence::Presence::Redis(Arc::new(crate::presence::RedisPresence::new(
+            e.clone(),
         ))),
-    )
+        None => crate::presence::Presence::Memory(crate::presence::MemoryPresence::new()),
+    };
+    Ok((broker_engine.map(ClusterState::new), broker, presence))
 }

@@ -31,11 +31,11 @@ pub(crate) use lifecycle::Lifecycle;
 pub use protect_sync::StartError;
 
 use crate::auth::TokenVerifier;
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::Broker;
 use crate::codes::Disconnect;
 use crate::config::{Channels, Config, ConfigError};
 use crate::metrics::Metrics;
-use crate::presence::{MemoryPresence, Presence};
+use crate::presence::Presence;
 use crate::protect::{Protect, Store};
 use crate::proxy::ProxyClient;
 use hub::Hub;
@@ -100,7 +100,10 @@ impl Node {
                 ));
             }
         }
-        if cfg.engine.kind != crate::config::EngineType::Memory {
+        if cfg.engine.kind != crate::config::EngineType::Memory
+            || (cfg.broker.enabled && cfg.broker.kind == "redis")
+            || (cfg.presence_manager.enabled && cfg.presence_manager.kind == "redis")
+        {
             return Err(ConfigError::invalid(
                 "engine.type",
                 "the Redis engine is connected by Node::start",
@@ -121,7 +124,11 @@ impl Node {
         let node = Self::build_with(cfg, stores, protect)?;
         node.spawn_protect_sync(loaded, pending);
         node.spawn_maintenance();
-        if let Err(e) = node.start_cluster().await {
+        let started = match node.start_presence().await {
+            Ok(()) => node.start_cluster().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
             node.lifecycle.stop_background().await;
             return Err(e.into());
         }
@@ -154,20 +161,7 @@ impl Node {
             revoke: code(&cfg.token_revoke, 3014, "state invalidated"),
             invalidate: code(&cfg.user_tokens_invalidate, 3014, "state invalidated"),
         };
-        let cluster = match cfg.engine.kind {
-            crate::config::EngineType::Memory => None,
-            crate::config::EngineType::Redis => Some(cluster::ClusterState::new(Arc::new(
-                crate::cluster::RedisEngine::from_config(&cfg.engine.redis)
-                    .map_err(|e| ConfigError::invalid("engine.redis.address", e))?,
-            ))),
-        };
-        let (broker, presence) = match &cluster {
-            None => (
-                Broker::Memory(MemoryBroker::new()),
-                Presence::Memory(MemoryPresence::new()),
-            ),
-            Some(c) => cluster::redis_backends(&c.engine),
-        };
+        let (cluster, broker, presence) = cluster::backends(&cfg)?;
         let name = if cfg.node.name.is_empty() {
             format!("gyre_{}", cfg.http_server.port)
         } else {

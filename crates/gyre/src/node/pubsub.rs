@@ -39,7 +39,7 @@ impl Node {
         let history = (opts.history_size > 0 && !skip_history).then_some(HistoryOpts {
             size: opts.history_size,
             ttl: opts.history_ttl.0,
-            meta_ttl: opts.history_meta_ttl.0,
+            meta_ttl: self.meta_ttl_of(opts),
         });
         Ok(self
             .broker
@@ -124,11 +124,21 @@ impl Node {
         Ok(self.broker.top(channel, self.meta_ttl(channel)).await?)
     }
 
-    /// The channel's `history_meta_ttl` (zero when unknown).
+    /// The channel's `history_meta_ttl`: its namespace's, else
+    /// `channel.history_meta_ttl` (720h, as Centrifugo).
     fn meta_ttl(&self, channel: &str) -> std::time::Duration {
-        self.channels
-            .options(channel)
-            .map_or(std::time::Duration::ZERO, |o| o.history_meta_ttl.0)
+        match self.channels.options(channel) {
+            Ok(o) => self.meta_ttl_of(&o),
+            Err(_) => self.cfg.channel.history_meta_ttl.0,
+        }
+    }
+
+    fn meta_ttl_of(&self, o: &ChannelOptions) -> std::time::Duration {
+        if o.history_meta_ttl.0.is_zero() {
+            self.cfg.channel.history_meta_ttl.0
+        } else {
+            o.history_meta_ttl.0
+        }
     }
 
     /// Drops a channel's history (`history_remove`).

@@ -47,6 +47,11 @@ impl RedisPresence {
         }
     }
 
+    /// The engine (its shards).
+    pub(crate) fn engine(&self) -> &RedisEngine {
+        &self.engine
+    }
+
     fn keys<'a>(&self, inv: &mut redis::ScriptInvocation<'a>, channel: &str) {
         let n = &self.engine.names;
         inv.key(n.presence_expire(channel))

@@ -431,3 +431,37 @@ async fn unreachable_redis_stops_the_start_naming_the_address() {
     assert!(e.contains("engine.redis"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[tokio::test]
+async fn broker_and_presence_manager_sections_replace_the_engine() {
+    let prefix = format!("gyretest_split_{}", uuid::Uuid::new_v4().simple());
+    let extra = json!({
+        "broker": {"enabled": true, "type": "redis",
+                   "redis": {"address": redis_addr(), "prefix": format!("{prefix}b")}},
+        "presence_manager": {"enabled": true, "type": "redis",
+                   "redis": {"address": redis_addr(), "prefix": format!("{prefix}p")}}
+    });
+    let (a, b) = (server(extra.clone()).await, server(extra).await);
+    let (mut on_a, _) = Ws::connected(&a, &token(json!({"sub": "1"}))).await;
+    on_a.subscribe(2, "chat:split").await;
+    let (mut on_b, _) = Ws::connected(&b, &token(json!({"sub": "2"}))).await;
+    on_b.subscribe(2, "chat:split").await;
+    Api::new(&b)
+        .call("publish", json!({"channel": "chat:split", "data": 1}))
+        .await;
+    assert_eq!(on_a.recv().await["push"]["pub"]["data"], 1);
+    let s = Api::new(&a)
+        .call("presence_stats", json!({"channel": "chat:split"}))
+        .await;
+    assert_eq!(s["result"], json!({"num_clients": 2, "num_users": 2}));
+    a.shutdown().await;
+    b.shutdown().await;
+    for p in ["b", "p"] {
+        Cluster {
+            prefix: format!("{prefix}{p}"),
+            address: json!(redis_addr()),
+        }
+        .cleanup()
+        .await;
+    }
+}
