@@ -39,6 +39,12 @@ pub struct Metrics {
     /// Connections closed with 3008 because replies and queued pushes
     /// exceeded `client.queue_max_size`.
     pub slow_disconnects: AtomicU64,
+    /// Channels where the Redis engine saw missed publications (a gap in
+    /// offsets or a new epoch): positioned subscribers were told to recover.
+    pub cluster_insufficient_state: AtomicU64,
+    /// Control messages (heartbeats, actions, protective changes) that
+    /// could not be published to Redis.
+    pub cluster_control_errors: AtomicU64,
     /// Time from a disconnect request (API `disconnect`, `block_user`, slow
     /// client) to the close frame written on the socket.
     pub forced_close: Histogram,
@@ -192,6 +198,16 @@ pub(crate) fn render(node: &Node) -> String {
         "gyre_protect_notifications_total",
         "Protective changes heard from other nodes through the store.",
         &m.protect_notifications,
+    );
+    counter(
+        "gyre_cluster_insufficient_state_total",
+        "Channels where missed publications were detected; positioned subscribers recovered.",
+        &m.cluster_insufficient_state,
+    );
+    counter(
+        "gyre_cluster_control_errors_total",
+        "Control messages that could not be published to Redis.",
+        &m.cluster_control_errors,
     );
     counter(
         "gyre_protect_reloads_total",

@@ -70,6 +70,8 @@ enum Phase {
 #[derive(Debug)]
 struct SubState {
     presence: bool,
+    /// Positioned (or recoverable): must see every offset.
+    positioned: bool,
     join_leave: bool,
     expire_at: i64,
     /// `expire_at` as a monotonic deadline.
@@ -335,6 +337,18 @@ impl Session {
                 }
             }
             Instruction::Recheck => self.recheck(out)?,
+            Instruction::InsufficientState { channel } => {
+                if self.subs.get(&channel).is_some_and(|s| s.positioned) {
+                    self.remove_sub(&channel);
+                    out.push(self.proto.push(
+                        &channel,
+                        Push::Unsubscribe(protocol::CodeReason {
+                            code: 2500,
+                            reason: "insufficient state",
+                        }),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -253,6 +253,7 @@ impl Session {
             p.channel.clone(),
             SubState {
                 presence: p.opts.presence,
+                positioned: p.positioned || p.recoverable,
                 join_leave: false,
                 expire_at: p.expire_at,
                 deadline: (p.expire_at > 0).then(|| super::unix_to_instant(p.expire_at)),

@@ -55,6 +55,10 @@ pub(crate) struct ClusterState {
     out_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
     /// Kicked when a shard came back: resync.
     resync: Notify,
+    /// Protective changes made here whose announcement failed.
+    unannounced: Mutex<Vec<Change>>,
+    /// What was delivered per channel when a PUB/SUB connection was lost.
+    delivered_at_loss: Mutex<HashMap<Arc<str>, (u64, String)>>,
 }
 
 /// Why the cluster could not start.
@@ -81,6 +85,8 @@ impl ClusterState {
             out: tx,
             out_rx: Mutex::new(Some(rx)),
             resync: Notify::new(),
+            unannounced: Mutex::new(Vec::new()),
+            delivered_at_loss: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -138,7 +144,14 @@ impl shard::Handler for Link {
         }
     }
 
-    fn disconnected(&self, _shard: usize) {}
+    fn disconnected(&self, _shard: usize) {
+        if let Some(n) = self.0.upgrade()
+            && let Some(c) = n.cluster.as_ref()
+        {
+            let snapshot = c.delivered.lock().clone();
+            c.delivered_at_loss.lock().extend(snapshot);
+        }
+    }
 }
 
 impl Node {
@@ -272,10 +285,24 @@ impl Node {
     /// After a shard came back: announce, take the protective sets again,
     /// and make positioned subscribers of channels that moved on recover.
     async fn resync(&self) {
+        self.check_positions().await;
+        self.reannounce_protect().await;
         let _ = self.send_heartbeat().await;
         tokio::time::sleep(DISCOVERY).await;
         self.catch_up_protect().await;
-        self.check_positions().await;
+    }
+
+    /// Announces again the protective changes whose announcement failed
+    /// (made here while Redis was away), so peers that never lost Redis get
+    /// them too.
+    async fn reannounce_protect(&self) {
+        let Some(c) = self.cluster() else { return };
+        let pending: Vec<Change> = std::mem::take(&mut *c.unannounced.lock());
+        for change in pending {
+            if self.announce_protect(&change).await.is_err() {
+                c.unannounced.lock().push(change);
+            }
+        }
     }
 
     /// Channels whose stream moved past what was delivered here while the
@@ -284,32 +311,39 @@ impl Node {
     /// history (Centrifugo's answer to a detected gap).
     async fn check_positions(&self) {
         let Some(c) = self.cluster() else { return };
-        let known: Vec<(Arc<str>, (u64, String))> = c
-            .delivered
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let known: Vec<(Arc<str>, (u64, String))> = c.delivered_at_loss.lock().drain().collect();
         for (ch, (offset, epoch)) in known {
             if self.hub.num_subscribers(&ch) == 0 {
-                c.delivered.lock().remove(&ch);
                 continue;
             }
             let Ok(top) = self.stream_top(&ch).await else {
                 continue;
             };
-            if top.offset != offset || top.epoch != epoch {
-                tracing::info!(channel = %ch, "publications missed while Redis was away: subscribers recover");
-                for h in self.hub.subscribers(&ch) {
-                    h.outbox
-                        .push_instruction(super::outbox::Instruction::Unsubscribe {
-                            channel: ch.to_string(),
-                            code: 2500,
-                            reason: "insufficient state".into(),
-                        });
-                }
-                c.delivered.lock().remove(&ch);
+            // Compared with what was delivered when the connection was
+            // lost: publications delivered since went through the gap check.
+            let now = c.delivered.lock().get(&ch).cloned();
+            if now.as_ref() == Some(&(offset, epoch.clone()))
+                && (top.offset != offset || top.epoch != epoch)
+            {
+                self.insufficient_state(&ch);
             }
+        }
+    }
+
+    /// Positioned subscribers of `channel` missed publications: they end
+    /// the subscription with 2500 and recover (Centrifugo's answer to a
+    /// detected gap).
+    fn insufficient_state(&self, channel: &str) {
+        tracing::info!(
+            channel,
+            "publications missed: positioned subscribers recover"
+        );
+        crate::metrics::Metrics::inc(&self.metrics.cluster_insufficient_state);
+        for h in self.hub.subscribers(channel) {
+            h.outbox
+                .push_instruction(super::outbox::Instruction::InsufficientState {
+                    channel: channel.to_string(),
+                });
         }
     }
 
@@ -412,7 +446,11 @@ impl Node {
         c.engine
             .publish_control(&c.engine.names.control(), &cmd.encode_to_vec())
             .await
-            .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))
+            .map_err(|e| {
+                crate::metrics::Metrics::inc(&self.metrics.cluster_control_errors);
+                tracing::warn!(error = %e, "control message not published");
+                NodeError::Broker(BrokerError::Unavailable(e))
+            })
     }
 
     /// A command stamped with this node's id.
@@ -500,12 +538,24 @@ impl Node {
             match frames::decode(payload) {
                 Ok(frames::Frame::Pub { publication, epoch }) => {
                     if let Some(epoch) = epoch {
-                        let mut d = c.delivered.lock();
-                        match d.get_mut(channel) {
-                            Some(v) => *v = (publication.offset, epoch),
-                            None => {
-                                d.insert(Arc::from(channel), (publication.offset, epoch));
+                        // Offsets on one node's PUB/SUB come in order and
+                        // without gaps; a gap or another epoch means some
+                        // were missed (a reconnect, Redis lost its data).
+                        let gap = {
+                            let mut d = c.delivered.lock();
+                            let gap = d
+                                .get(channel)
+                                .is_some_and(|(o, e)| *e != epoch || publication.offset != o + 1);
+                            match d.get_mut(channel) {
+                                Some(v) => *v = (publication.offset, epoch),
+                                None => {
+                                    d.insert(Arc::from(channel), (publication.offset, epoch));
+                                }
                             }
+                            gap
+                        };
+                        if gap {
+                            self.insufficient_state(channel);
                         }
                     }
                     self.handle_publication(channel, &publication);
@@ -644,6 +694,14 @@ impl Node {
 
     /// Tells the other nodes about a protective change kept in memory
     /// (persistent stores announce their own changes).
+    /// Keeps a change whose announcement failed, to announce it after the
+    /// next reconnect.
+    pub(super) fn keep_unannounced(&self, change: Change) {
+        if let Some(c) = self.cluster() {
+            c.unannounced.lock().push(change);
+        }
+    }
+
     pub(super) async fn announce_protect(&self, change: &Change) -> Result<(), NodeError> {
         if self.cluster().is_none() || self.stores.get(change.kind()).is_persistent() {
             return Ok(());

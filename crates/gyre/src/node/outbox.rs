@@ -44,6 +44,13 @@ pub enum Instruction {
     },
     /// Protective data changed: re-check this connection's tokens.
     Recheck,
+    /// Publications of `channel` were missed (a gap in offsets, or another
+    /// epoch, seen by the Redis engine): positioned subscriptions end with
+    /// 2500 `insufficient state`, and the SDK resubscribes and recovers.
+    InsufficientState {
+        /// Channel.
+        channel: String,
+    },
 }
 
 /// Parameters of a server-side subscription made through the API.

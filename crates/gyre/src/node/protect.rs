@@ -29,9 +29,14 @@ impl Node {
         }
         self.apply_protect(&change);
         // With memory storage in a cluster the other nodes hear it over
-        // Redis. Applied here either way; an error says it may not have
-        // reached them (they take it when their connection comes back).
-        self.announce_protect(&change).await
+        // Redis. Applied here either way; when the announcement fails the
+        // API answers 100 (not a false success), and the change is
+        // announced again once Redis is back (docs/cluster.md).
+        if let Err(e) = self.announce_protect(&change).await {
+            self.keep_unannounced(change);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Applies a change to the in-memory sets and to live connections:
