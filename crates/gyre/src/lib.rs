@@ -23,6 +23,7 @@ pub(crate) mod codes;
 pub mod config;
 pub(crate) mod metrics;
 pub mod node;
+pub mod pb;
 pub(crate) mod presence;
 pub mod protect;
 pub mod protocol;

@@ -64,7 +64,7 @@ async fn publish_one(
         .publish(
             channel,
             &opts,
-            data,
+            data.into(),
             None,
             tags.clone().map(Arc::new),
             skip_history,

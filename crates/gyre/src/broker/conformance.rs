@@ -43,7 +43,7 @@ impl Deliveries {
 
 fn publication(n: u32) -> Publication {
     Publication {
-        data: share(serde_json::value::to_raw_value(&n).unwrap()),
+        data: share(serde_json::value::to_raw_value(&n).unwrap()).into(),
         info: None,
         offset: 0,
         tags: None,
@@ -96,7 +96,11 @@ pub(crate) async fn run(b: &Broker, prefix: &str, short_ttl: Duration, d: &Deliv
     assert_eq!(top.offset, 5);
     let offsets: Vec<u64> = pubs.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, [3, 4, 5]);
-    assert_eq!(pubs[0].data.get(), "3", "payload kept byte for byte");
+    assert_eq!(
+        std::str::from_utf8(pubs[0].data.as_bytes()).unwrap(),
+        "3",
+        "payload kept byte for byte"
+    );
     let (rev, _) = b
         .history(&ch, None, Some(2), true, Duration::ZERO)
         .await

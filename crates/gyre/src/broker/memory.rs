@@ -220,7 +220,7 @@ mod tests {
 
     fn p() -> Publication {
         Publication {
-            data: null(),
+            data: null().into(),
             info: None,
             offset: 0,
             tags: None,

@@ -7,7 +7,7 @@ use crate::codes::{ClientError, Disconnect};
 use crate::config::ChannelOptions;
 use crate::protocol::{
     ChannelRequest, HistoryRequest, HistoryResult, PresenceResult, PresenceStatsResult,
-    PublishRequest, Reply, share,
+    PublishRequest, Reply,
 };
 use std::sync::Arc;
 
@@ -62,15 +62,7 @@ impl Session {
             .and_then(|s| s.chan_info.clone());
         let info = self.client_info(chan_info);
         self.node
-            .publish(
-                &req.channel,
-                &opts,
-                share(data),
-                Some(info),
-                None,
-                false,
-                None,
-            )
+            .publish(&req.channel, &opts, data, Some(info), None, false, None)
             .await
             .map_err(node_error)?;
         Ok(self.proto.reply(id, Reply::Publish))

@@ -88,7 +88,7 @@ pub(crate) fn info_from_pb(i: pb::ClientInfo) -> Result<ClientInfo, FrameError> 
 /// 0: the history script puts it in the frame header.
 pub(crate) fn encode_publication(p: &Publication, time_ms: i64) -> Vec<u8> {
     pb::Publication {
-        data: Bytes::copy_from_slice(p.data.get().as_bytes()),
+        data: Bytes::copy_from_slice(p.data.as_bytes()),
         info: p.info.as_ref().map(info_to_pb),
         tags: p.tags.as_ref().map(|t| (**t).clone()).unwrap_or_default(),
         time: time_ms,
@@ -100,7 +100,9 @@ pub(crate) fn encode_publication(p: &Publication, time_ms: i64) -> Vec<u8> {
 fn decode_publication(b: &[u8]) -> Result<(Publication, pb::Publication), FrameError> {
     let mut p = pb::Publication::decode(b)?;
     let info = p.info.take().map(info_from_pb).transpose()?;
-    let data = raw_of(&p.data)?;
+    // Bytes that are not JSON (a protobuf client's) stay bytes: protobuf
+    // subscribers get them, JSON subscribers never do.
+    let data = crate::protocol::Payload::from_bytes(&p.data);
     let tags = (!p.tags.is_empty()).then(|| Arc::new(std::mem::take(&mut p.tags)));
     Ok((
         Publication {
@@ -215,7 +217,7 @@ mod tests {
     #[test]
     fn golden_publication_and_join() {
         let p = Publication {
-            data: raw(r#"{"x":1}"#),
+            data: raw(r#"{"x":1}"#).into(),
             info: None,
             offset: 0,
             tags: None,
@@ -258,7 +260,10 @@ mod tests {
             Frame::Pub { publication, epoch } => {
                 assert_eq!(publication.offset, 5);
                 assert_eq!(epoch.as_deref(), Some("qWeRtYuI"));
-                assert_eq!(publication.data.get(), r#"{"x":1}"#);
+                assert_eq!(
+                    std::str::from_utf8(publication.data.as_bytes()).unwrap(),
+                    r#"{"x":1}"#
+                );
             }
             f => panic!("{f:?}"),
         }
@@ -274,7 +279,7 @@ mod tests {
     fn d1_takes_the_current_publication() {
         let prev = encode_publication(
             &Publication {
-                data: raw("1"),
+                data: raw("1").into(),
                 info: None,
                 offset: 0,
                 tags: None,
@@ -283,7 +288,7 @@ mod tests {
         );
         let cur = encode_publication(
             &Publication {
-                data: raw("2"),
+                data: raw("2").into(),
                 info: None,
                 offset: 0,
                 tags: None,
@@ -298,7 +303,10 @@ mod tests {
             Frame::Pub { publication, epoch } => {
                 assert_eq!(publication.offset, 7);
                 assert_eq!(epoch.as_deref(), Some("EPOCH"));
-                assert_eq!(publication.data.get(), "2");
+                assert_eq!(
+                    std::str::from_utf8(publication.data.as_bytes()).unwrap(),
+                    "2"
+                );
             }
             f => panic!("{f:?}"),
         }
@@ -320,13 +328,19 @@ mod tests {
         ] {
             assert!(decode(b).is_err(), "{b:?}");
         }
-        // Binary data (a protobuf client of Centrifugo) cannot reach JSON clients.
+        // Binary data (from a protobuf client) stays bytes.
         let p = pb::Publication {
             data: Bytes::from_static(b"\x00\x01"),
             ..Default::default()
         }
         .encode_to_vec();
-        assert!(matches!(decode(&p), Err(FrameError::NotJson)));
+        match decode(&p).unwrap() {
+            Frame::Pub { publication, .. } => {
+                assert!(!publication.data.is_json());
+                assert_eq!(publication.data.as_bytes(), b"\x00\x01");
+            }
+            f => panic!("{f:?}"),
+        }
     }
 
     #[test]
@@ -334,7 +348,7 @@ mod tests {
         let mut tags = std::collections::BTreeMap::new();
         tags.insert("k".to_string(), "v".to_string());
         let p = Publication {
-            data: raw(r#"{"a":[1,2]}"#),
+            data: raw(r#"{"a":[1,2]}"#).into(),
             info: Some(ClientInfo {
                 user: "u".into(),
                 client: "c".into(),
@@ -346,7 +360,7 @@ mod tests {
         };
         let got = decode_stored(&encode_publication(&p, 5), 9).unwrap();
         assert_eq!(got.offset, 9);
-        assert_eq!(got.data.get(), p.data.get());
+        assert_eq!(got.data.as_bytes(), p.data.as_bytes());
         assert_eq!(got.tags, p.tags);
         let i = got.info.unwrap();
         assert_eq!(i.conn_info.unwrap().get(), r#"{"n":1}"#);

@@ -17,7 +17,7 @@
 pub(crate) mod control;
 pub(crate) mod frames;
 pub(crate) mod names;
-pub(crate) mod pb;
+pub(crate) use crate::pb;
 pub(crate) mod scripts;
 pub(crate) mod shard;
 

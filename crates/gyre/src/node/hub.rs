@@ -262,7 +262,12 @@ impl Hub {
             if join_leave_only && !s.join_leave {
                 continue;
             }
-            s.handle.outbox.push_frame(frames.get(s.proto).clone());
+            let frame = frames.get(s.proto);
+            // Empty: this encoding cannot carry it (binary data, JSON client).
+            if frame.is_empty() {
+                continue;
+            }
+            s.handle.outbox.push_frame(frame.clone());
             n += 1;
         }
         n

@@ -9,7 +9,7 @@ use super::handle::ClientHandle;
 use super::hub::Subscriber;
 use crate::broker::{HistoryOpts, StreamTop};
 use crate::config::ChannelOptions;
-use crate::protocol::{ClientInfo, Publication, Push, PushFrames, Raw, StreamPosition};
+use crate::protocol::{ClientInfo, Payload, Publication, Push, PushFrames, StreamPosition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ impl Node {
         &self,
         channel: &str,
         opts: &ChannelOptions,
-        data: Raw,
+        data: Payload,
         info: Option<ClientInfo>,
         tags: Option<Arc<BTreeMap<String, String>>>,
         skip_history: bool,

@@ -66,17 +66,53 @@ pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
     Bytes::from(buf)
 }
 
+/// Publications a JSON client may get: those whose data is JSON.
+fn json_only(pubs: &[super::Publication]) -> Option<Vec<super::Publication>> {
+    pubs.iter()
+        .any(|p| !p.data.is_json())
+        .then(|| pubs.iter().filter(|p| p.data.is_json()).cloned().collect())
+}
+
 /// Encodes a typed reply.
 pub(super) fn reply(id: u32, r: Reply<'_>) -> Bytes {
     let empty = serde_json::json!({});
     match r {
         Reply::Connect(x) => encode_reply(id, "connect", x),
-        Reply::Subscribe(x) => encode_reply(id, "subscribe", x),
+        Reply::Subscribe(x) => match json_only(&x.publications) {
+            Some(publications) => {
+                let mut filtered = super::SubscribeResult {
+                    publications,
+                    data: x.data.clone(),
+                    epoch: x.epoch.clone(),
+                    ..Default::default()
+                };
+                filtered.expires = x.expires;
+                filtered.ttl = x.ttl;
+                filtered.recoverable = x.recoverable;
+                filtered.recovered = x.recovered;
+                filtered.offset = x.offset;
+                filtered.positioned = x.positioned;
+                filtered.was_recovering = x.was_recovering;
+                encode_reply(id, "subscribe", &filtered)
+            }
+            None => encode_reply(id, "subscribe", x),
+        },
+        Reply::History(x) => match json_only(&x.publications) {
+            Some(publications) => encode_reply(
+                id,
+                "history",
+                &super::HistoryResult {
+                    publications,
+                    epoch: x.epoch.clone(),
+                    offset: x.offset,
+                },
+            ),
+            None => encode_reply(id, "history", x),
+        },
         Reply::Unsubscribe => encode_reply(id, "unsubscribe", &empty),
         Reply::Publish => encode_reply(id, "publish", &empty),
         Reply::Presence(x) => encode_reply(id, "presence", x),
         Reply::PresenceStats(x) => encode_reply(id, "presence_stats", x),
-        Reply::History(x) => encode_reply(id, "history", x),
         Reply::Refresh(x) => encode_reply(id, "refresh", x),
         Reply::SubRefresh(x) => encode_reply(id, "sub_refresh", x),
         Reply::Error(e) => encode_error(id, e),
@@ -86,6 +122,9 @@ pub(super) fn reply(id: u32, r: Reply<'_>) -> Bytes {
 /// Encodes a typed push.
 pub(super) fn push(channel: &str, p: Push<'_>) -> Bytes {
     match p {
+        // Written raw, bytes that are not JSON would break the client's
+        // frame (centrifuge-js tears the connection down): not sent.
+        Push::Pub(x) if !x.data.is_json() => Bytes::new(),
         Push::Pub(x) => encode_push(channel, "pub", x),
         Push::Join(info) => encode_push(channel, "join", &super::JoinLeave { info }),
         Push::Leave(info) => encode_push(channel, "leave", &super::JoinLeave { info }),
@@ -120,7 +159,7 @@ mod tests {
     fn publication_push_keeps_data_raw() {
         let data = share(RawValue::from_string("{\"text\":\"hi\"}".into()).unwrap());
         let p = Publication {
-            data,
+            data: data.into(),
             info: None,
             offset: 1,
             tags: None,

@@ -8,6 +8,7 @@
 //! never parses application data.
 
 mod json;
+pub mod protobuf;
 
 pub use json::{DecodeError, decode_frame, encode_error, encode_push, encode_reply};
 
@@ -19,6 +20,73 @@ use std::sync::Arc;
 
 /// Raw JSON shared between every place that sends it.
 pub type Raw = Arc<RawValue>;
+
+/// Application data of a publication: raw JSON (from JSON clients, the
+/// server API, or a protobuf client whose bytes are JSON), or bytes that
+/// are not JSON (from a protobuf client). Protobuf clients get the bytes
+/// as they were sent either way. JSON clients never get a `Binary`
+/// publication: writing it raw would break their frames (Centrifugo writes
+/// it raw; docs/protocol-formats.md "Mixed clients" says why Gyre skips it).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Valid JSON.
+    Json(Raw),
+    /// Not JSON.
+    Binary(Bytes),
+}
+
+impl Payload {
+    /// Classifies bytes from a protobuf client or Redis: JSON when they
+    /// parse as JSON (one check per publication, not per subscriber).
+    pub fn from_bytes(b: &[u8]) -> Payload {
+        match std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| RawValue::from_string(s.to_string()).ok())
+        {
+            Some(raw) => Payload::Json(share(raw)),
+            None => Payload::Binary(Bytes::copy_from_slice(b)),
+        }
+    }
+
+    /// The bytes as sent.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Json(r) => r.get().as_bytes(),
+            Payload::Binary(b) => b,
+        }
+    }
+
+    /// True for JSON.
+    pub fn is_json(&self) -> bool {
+        matches!(self, Payload::Json(_))
+    }
+}
+
+impl From<Raw> for Payload {
+    fn from(r: Raw) -> Self {
+        Payload::Json(r)
+    }
+}
+
+/// JSON writes the JSON as is; binary data (only in server API answers,
+/// never to JSON clients) as a base64 string.
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Json(r) => r.serialize(s),
+            Payload::Binary(b) => {
+                use base64::Engine;
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|r| Payload::Json(share(r)))
+    }
+}
 
 /// One client command. Only the first present request field counts (§1.4).
 /// Requests are boxed so a command (and every future holding one) stays small.
@@ -122,7 +190,7 @@ pub struct PublishRequest {
     /// Channel.
     pub channel: String,
     /// Payload.
-    pub data: Option<Box<RawValue>>,
+    pub data: Option<Payload>,
 }
 
 /// `history` request.
@@ -216,8 +284,8 @@ pub struct ClientInfo {
 /// A publication, as pushed, kept in history and recovered.
 #[derive(Debug, Clone, Serialize)]
 pub struct Publication {
-    /// Payload (raw JSON).
-    pub data: Raw,
+    /// Payload.
+    pub data: Payload,
     /// Publisher, for client publications.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
@@ -373,10 +441,12 @@ pub enum ProtocolKind {
     /// JSON objects, newline-delimited in WebSocket text frames.
     #[default]
     Json,
+    /// Varint-length-delimited protobuf messages in binary frames.
+    Protobuf,
 }
 
 /// How many [`ProtocolKind`]s exist (sizes per-kind frame caches).
-pub const PROTOCOL_KINDS: usize = 1;
+pub const PROTOCOL_KINDS: usize = 2;
 
 /// A reply to a command, by method.
 #[derive(Debug)]
@@ -430,6 +500,7 @@ impl ProtocolKind {
     pub fn name(self) -> &'static str {
         match self {
             ProtocolKind::Json => "json",
+            ProtocolKind::Protobuf => "protobuf",
         }
     }
 
@@ -437,6 +508,7 @@ impl ProtocolKind {
     pub fn decode_frame(self, frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
         match self {
             ProtocolKind::Json => json::decode_frame(frame),
+            ProtocolKind::Protobuf => protobuf::decode_frame(frame),
         }
     }
 
@@ -444,20 +516,31 @@ impl ProtocolKind {
     pub fn reply(self, id: u32, r: Reply<'_>) -> Bytes {
         match self {
             ProtocolKind::Json => json::reply(id, r),
+            ProtocolKind::Protobuf => protobuf::reply(id, r),
         }
     }
 
     /// Encodes a push about `channel` (empty for connection-level pushes).
+    /// Empty when this kind cannot carry it (a JSON client and a
+    /// publication whose data is not JSON): fan-out skips empty frames.
     pub fn push(self, channel: &str, p: Push<'_>) -> Bytes {
         match self {
             ProtocolKind::Json => json::push(channel, p),
+            ProtocolKind::Protobuf => protobuf::push(channel, p),
         }
+    }
+
+    /// True when frames are binary WebSocket messages, concatenated rather
+    /// than joined by newlines.
+    pub fn is_binary(self) -> bool {
+        self == ProtocolKind::Protobuf
     }
 
     /// The server ping.
     pub fn ping(self) -> Bytes {
         match self {
             ProtocolKind::Json => Bytes::from_static(json::PING),
+            ProtocolKind::Protobuf => Bytes::from_static(protobuf::PING),
         }
     }
 }

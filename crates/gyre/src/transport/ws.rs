@@ -25,6 +25,7 @@ const MAX_BATCH: usize = 64;
 pub(crate) async fn handler(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(
@@ -40,26 +41,42 @@ pub(crate) async fn handler(
     let wcfg = &node.cfg().websocket;
     let limit = wcfg.message_size_limit;
     let tracker = node.lifecycle().connections().clone();
-    ws.read_buffer_size(wcfg.read_buffer_size.max(256))
+    let ws = ws
+        .read_buffer_size(wcfg.read_buffer_size.max(256))
         .write_buffer_size(wcfg.write_buffer_size)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .protocols(["centrifuge-json"])
-        // axum already runs this future in its own task: track it there
-        // instead of spawning a second task per connection.
-        .on_upgrade(move |socket| {
-            let transport = WsTransport {
-                socket,
-                write_timeout: node.cfg().websocket.write_timeout.0,
-            };
-            let session = Session::for_transport(
-                node.clone(),
-                WsTransport::KIND,
-                ProtocolKind::Json,
-                headers,
-            );
-            tracker.track_future(super::conn::run(node, transport, session))
-        })
+        .protocols(["centrifuge-json", "centrifuge-protobuf"]);
+    let proto = negotiate(
+        ws.selected_protocol().and_then(|v| v.to_str().ok()),
+        uri.query(),
+    );
+    // axum already runs this future in its own task: track it there
+    // instead of spawning a second task per connection.
+    ws.on_upgrade(move |socket| {
+        let transport = WsTransport {
+            socket,
+            write_timeout: node.cfg().websocket.write_timeout.0,
+            binary: proto.is_binary(),
+        };
+        let session = Session::for_transport(node.clone(), WsTransport::KIND, proto, headers);
+        tracker.track_future(super::conn::run(node, transport, session))
+    })
+}
+
+/// The connection's encoding (protocol.md §1.2): protobuf when the
+/// negotiated subprotocol is `centrifuge-protobuf` or the query string says
+/// `format=protobuf` or `cf_protocol=protobuf`; JSON otherwise.
+pub(crate) fn negotiate(subprotocol: Option<&str>, query: Option<&str>) -> ProtocolKind {
+    let by_query = query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "format=protobuf" || kv == "cf_protocol=protobuf")
+    });
+    if subprotocol == Some("centrifuge-protobuf") || by_query {
+        ProtocolKind::Protobuf
+    } else {
+        ProtocolKind::Json
+    }
 }
 
 /// Centrifugo's rule: with no allowed origins, only requests without an
@@ -101,6 +118,8 @@ pub(crate) fn glob_match(pat: &str, s: &str) -> bool {
 pub(crate) struct WsTransport {
     socket: WebSocket,
     write_timeout: std::time::Duration,
+    /// Protobuf: binary messages, frames concatenated.
+    binary: bool,
 }
 
 impl Transport for WsTransport {
@@ -131,7 +150,7 @@ impl Transport for WsTransport {
     }
 
     async fn send(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ()> {
-        send_batch(&mut self.socket, frames, self.write_timeout).await
+        send_batch(&mut self.socket, frames, self.write_timeout, self.binary).await
     }
 
     async fn ack_close(&mut self) {
@@ -160,26 +179,34 @@ async fn send_batch(
     socket: &mut WebSocket,
     frames: &mut Vec<Bytes>,
     timeout: std::time::Duration,
+    binary: bool,
 ) -> Result<(), ()> {
     if frames.is_empty() {
         return Ok(());
     }
     for chunk in frames.chunks(MAX_BATCH) {
+        // JSON lines are joined by newlines (§1.3); protobuf messages carry
+        // their own length prefix and are simply concatenated.
+        let sep = usize::from(!binary);
         let payload = if chunk.len() == 1 {
             chunk[0].clone()
         } else {
-            let len = chunk.iter().map(|b| b.len() + 1).sum();
+            let len = chunk.iter().map(|b| b.len() + sep).sum();
             let mut buf = BytesMut::with_capacity(len);
             for (i, b) in chunk.iter().enumerate() {
-                if i > 0 {
+                if i > 0 && !binary {
                     buf.put_u8(b'\n');
                 }
                 buf.extend_from_slice(b);
             }
             buf.freeze()
         };
-        let text = Utf8Bytes::try_from(payload).map_err(|_| ())?;
-        send_within(socket, Message::Text(text), timeout).await?;
+        let msg = if binary {
+            Message::Binary(payload)
+        } else {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ())?)
+        };
+        send_within(socket, msg, timeout).await?;
     }
     frames.clear();
     Ok(())
@@ -208,6 +235,25 @@ async fn send_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_is_negotiated_as_centrifugo_does() {
+        assert_eq!(
+            negotiate(Some("centrifuge-protobuf"), None),
+            ProtocolKind::Protobuf
+        );
+        assert_eq!(
+            negotiate(None, Some("cf_protocol=protobuf")),
+            ProtocolKind::Protobuf
+        );
+        assert_eq!(
+            negotiate(None, Some("a=1&format=protobuf")),
+            ProtocolKind::Protobuf
+        );
+        assert_eq!(negotiate(Some("centrifuge-json"), None), ProtocolKind::Json);
+        assert_eq!(negotiate(None, Some("format=json")), ProtocolKind::Json);
+        assert_eq!(negotiate(None, None), ProtocolKind::Json);
+    }
 
     #[test]
     fn origins_follow_centrifugo_rules() {

@@ -13,6 +13,7 @@ mod conformance;
 mod fuzz;
 mod helpers;
 mod protect;
+mod protobuf;
 mod proxy;
 mod storage;
 mod ws;
