@@ -1,5 +1,5 @@
-//! Measures the Redis engine's recovery bounds (docs/cluster.md
-//! "Guarantees"): three Gyre nodes on a private redis-server (a free
+//! Measures the Redis engine's recovery bounds (docs/cluster.md "Faults and
+//! guarantees"): three Gyre nodes on a private redis-server (a free
 //! loopback port, never the machine's own), one subscriber per node.
 //! Redis is killed (SIGKILL), a user is blocked through node A while it is
 //! down, and Redis is started again on the same port. Printed as one JSON

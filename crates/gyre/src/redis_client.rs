@@ -213,6 +213,9 @@ pub(crate) fn connection_info(addr: &str, cfg: &RedisCfg) -> Result<redis::Conne
 /// A printable form of an address for logs and errors: `host:port` with
 /// any credentials dropped.
 pub(crate) fn display_addr(addr: &str) -> String {
+    if let Some(path) = addr.strip_prefix("unix://") {
+        return format!("unix:{}", path.split('?').next().unwrap_or(path));
+    }
     let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?', '#'])
@@ -230,6 +233,10 @@ mod tests {
         assert_eq!(display_addr("redis://:pw@10.0.0.1:6379/2"), "10.0.0.1:6379");
         assert_eq!(display_addr("rediss://u:p@h:1?x=1"), "h:1");
         assert_eq!(display_addr("127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(
+            display_addr("unix:///run/redis.sock?db=1"),
+            "unix:/run/redis.sock"
+        );
     }
 
     #[test]

@@ -324,6 +324,7 @@ impl Session {
             if res.was_recovering && !res.recovered && p.reject_unrecovered {
                 return Err(crate::node::NodeError::Unrecoverable);
             }
+            node.note_position(&p.channel, top.offset, &top.epoch);
             res.epoch = top.epoch;
             // A recovered subscription reports the position the client asked
             // to recover from (centrifuge builds the reply that way; SDKs

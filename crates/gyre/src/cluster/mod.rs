@@ -31,6 +31,9 @@ use std::time::Duration;
 
 /// The engine's shards and naming.
 pub(crate) struct RedisEngine {
+    /// Its config section, for messages (`engine.redis` unless a
+    /// `broker`/`presence_manager` section made it).
+    pub(crate) section: &'static str,
     pub(crate) names: Names,
     pub(crate) shards: Vec<Arc<Shard>>,
     /// `history_use_lists`.
@@ -124,6 +127,7 @@ impl RedisEngine {
             return Err("no address".into());
         }
         Ok(RedisEngine {
+            section: "engine.redis",
             names: Names::new(&cfg.prefix, cluster),
             shards,
             use_lists: cfg.history_use_lists,

@@ -1,8 +1,9 @@
 //! Backend sections: Redis (`engine.redis` and each protective feature's
 //! `redis`) and PostgreSQL (`database`), typed the way Centrifugo (PRO)
-//! writes them. Gyre does not connect to either yet (`validate` refuses a
-//! config that would need them), but decoding them means a mistyped value
-//! fails at start and an unknown key is reported, like everywhere else.
+//! writes them: the Redis engine (docs/cluster.md) and the persistent
+//! protective stores (docs/persistence.md) connect with them. Decoding them
+//! typed means a mistyped value fails at start and an unknown key is
+//! reported, like everywhere else.
 //!
 //! Their `Debug` never prints a password or a DSN: configs end up in logs
 //! and panic messages.

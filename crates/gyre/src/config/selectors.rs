@@ -93,7 +93,7 @@ pub enum EngineType {
     /// `"memory"` (the default): this process, a single node.
     #[default]
     Memory,
-    /// `"redis"`: the `engine.redis` section (not supported yet).
+    /// `"redis"`: the `engine.redis` section (a cluster of nodes over Redis, docs/cluster.md).
     Redis,
 }
 

@@ -495,10 +495,10 @@ impl Default for GrpcApi {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Engine {
-    /// `engine.type`: `memory` (only memory is supported so far).
+    /// `engine.type`: `memory` (one node) or `redis` (a cluster).
     #[serde(rename = "type")]
     pub kind: EngineType,
-    /// `engine.redis`: Redis settings (for `engine.type=redis`, not supported yet).
+    /// `engine.redis`: Redis settings for `engine.type=redis` (docs/cluster.md).
     pub redis: Redis,
 }
 

@@ -18,6 +18,17 @@ fn validate_engine_redis(section: &str, r: &super::Redis) -> Result<(), ConfigEr
             "is required with sentinel_address",
         ));
     }
+    for (key, d) in [
+        ("connect_timeout", r.connect_timeout.0),
+        ("io_timeout", r.io_timeout.0),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::invalid(
+                &format!("{section}.{key}"),
+                "must be positive",
+            ));
+        }
+    }
     if r.presence_ttl.0.is_zero() {
         return Err(ConfigError::invalid(
             &format!("{section}.presence_ttl"),
@@ -232,6 +243,12 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.engine.kind == super::EngineType::Redis {
         validate_engine_redis("engine.redis", &c.engine.redis)?;
+    }
+    if c.client.presence_update_interval.0.is_zero() {
+        return Err(ConfigError::invalid(
+            "client.presence_update_interval",
+            "must be positive (default 27s)",
+        ));
     }
     for (key, b) in [
         ("broker", &c.broker),

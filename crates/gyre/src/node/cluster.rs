@@ -64,10 +64,13 @@ pub(crate) struct ClusterState {
 /// Why the cluster could not start.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot connect to Redis at {address} (engine.redis): {reason}. Start Redis there, or fix \
-     `engine.redis.address`"
+    "cannot connect to Redis at {address} ({section}): {reason}. Start Redis there, or fix \
+     the addresses in `{section}`"
 )]
 pub struct ClusterStartError {
+    /// The config section of the Redis (`engine.redis`, `broker.redis`,
+    /// `presence_manager.redis`).
+    pub section: &'static str,
     /// The shard's address (host:port, never a password).
     pub address: String,
     /// What failed.
@@ -170,6 +173,7 @@ impl Node {
             s.query::<String>(&redis::cmd("PING"))
                 .await
                 .map_err(|reason| ClusterStartError {
+                    section: engine.section,
                     address: s.addr.clone(),
                     reason,
                 })?;
@@ -189,6 +193,7 @@ impl Node {
                     .find(|s| !s.is_up())
                     .expect("one is down");
                 return Err(ClusterStartError {
+                    section: engine.section,
                     address: s.addr.clone(),
                     reason: "PUB/SUB connection not established".into(),
                 });
@@ -223,6 +228,7 @@ impl Node {
         // Announce, hear the peers, take their protective sets.
         if let Err(e) = self.send_heartbeat().await {
             return Err(ClusterStartError {
+                section: engine.section,
                 address: engine.shards[0].addr.clone(),
                 reason: e.to_string(),
             });
@@ -239,7 +245,13 @@ impl Node {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {
                             if let Err(e) = node.send_heartbeat().await {
+                                crate::metrics::Metrics::inc(&node.metrics.cluster_control_errors);
                                 tracing::debug!(error = %e, "heartbeat not sent");
+                            }
+                            // A change whose announcement failed while the
+                            // PUB/SUB connection stayed up goes out now.
+                            if !c.unannounced.lock().is_empty() {
+                                node.reannounce_protect().await;
                             }
                         }
                         _ = c.resync.notified() => node.resync().await,
@@ -271,6 +283,7 @@ impl Node {
             s.query::<String>(&redis::cmd("PING"))
                 .await
                 .map_err(|reason| ClusterStartError {
+                    section: p.engine().section,
                     address: s.addr.clone(),
                     reason,
                 })?;
@@ -506,6 +519,18 @@ impl Node {
             .subscribe(vec![c.engine.names.client(channel)])
             .await
             .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))
+    }
+
+    /// The stream position a subscriber was given: the starting point of
+    /// the gap check when nothing was delivered here yet (so a
+    /// publication missed before the first delivery is noticed too).
+    pub(crate) fn note_position(&self, channel: &str, offset: u64, epoch: &str) {
+        if let Some(c) = self.cluster() {
+            c.delivered
+                .lock()
+                .entry(Arc::from(channel))
+                .or_insert_with(|| (offset, epoch.to_string()));
+        }
     }
 
     /// The last local subscriber of `channel` left.
