@@ -129,8 +129,10 @@ for part in $PARTS; do
       echo "==> fanout: Redis engine, subscribers over two nodes, 1,000 subscribers, $rate publications/s"
       "$LG" fanout --subscribers 1000 --rate "$rate" --duration 10 --url "$(ws $PORT $((PORT + 1)))" \
         --api-url "http://127.0.0.1:$PORT/api" --api-key bench-key --secret bench-secret \
-        | tee "$OUT/fanout_redis_$rate.txt" \
-        | record "{\"part\":\"fanout\",\"engine\":\"redis\",\"nodes\":2,\"rate\":$rate,\"redis_calls_before\":$before,\"redis_calls_after\":$(calls)}"
+        >"$OUT/fanout_redis_$rate.txt"
+      after=$(calls) # read once the run is over
+      record "{\"part\":\"fanout\",\"engine\":\"redis\",\"nodes\":2,\"rate\":$rate,\"redis_calls_before\":$before,\"redis_calls_after\":$after}" \
+        <"$OUT/fanout_redis_$rate.txt"
     done
     ;;
   outage)

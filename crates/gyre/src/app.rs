@@ -122,6 +122,7 @@ pub fn routers(node: &Arc<Node>) -> (Router, Option<Router>) {
             .with_state(node.clone());
         main = main.merge(ws);
     }
+    main = main.merge(stream_routes(node));
     let internal_split = !node.cfg().http_server.internal_port.is_empty();
     if internal_split {
         let mut internal = service_routes(node);
@@ -136,6 +137,45 @@ pub fn routers(node: &Arc<Node>) -> (Router, Option<Router>) {
     } else {
         (main.merge(service_routes(node)), None)
     }
+}
+
+/// The emulation and unidirectional endpoints that are enabled.
+fn stream_routes(node: &Arc<Node>) -> Router {
+    use crate::transport::{emulation, stream, ws};
+    let c = node.cfg();
+    let mut r: Router<Arc<Node>> = Router::new();
+    if c.http_stream.enabled {
+        r = r.route(&c.http_stream.path("http_stream"), any(stream::http_stream));
+    }
+    if c.sse.enabled {
+        r = r.route(&c.sse.path("sse"), any(stream::sse));
+    }
+    if c.http_stream.enabled || c.sse.enabled {
+        let path = if c.emulation.handler_prefix.is_empty() {
+            "/emulation".to_string()
+        } else {
+            c.emulation.handler_prefix.clone()
+        };
+        r = r.route(&path, any(emulation::handler));
+    }
+    if c.uni_http_stream.enabled {
+        r = r.route(
+            &c.uni_http_stream.path("uni_http_stream"),
+            any(stream::uni_http_stream),
+        );
+    }
+    if c.uni_sse.enabled {
+        r = r.route(&c.uni_sse.path("uni_sse"), any(stream::uni_sse));
+    }
+    if c.uni_websocket.enabled {
+        let path = if c.uni_websocket.handler_prefix.is_empty() {
+            "/connection/uni_websocket".to_string()
+        } else {
+            c.uni_websocket.handler_prefix.clone()
+        };
+        r = r.route(&path, any(ws::uni_handler));
+    }
+    r.with_state(node.clone())
 }
 
 fn bind_addr(address: &str, port: u16) -> String {

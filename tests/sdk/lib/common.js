@@ -277,3 +277,116 @@ module.exports = {
   track,
   run,
 };
+
+// --- protobuf flavour (centrifuge-js protobuf build) ---------------------------
+// Appended for the js_protobuf* scenarios. Frames are binary: the tracing
+// socket records them as hex ('<bin' / '>bin', as TracingWebSocket does for
+// received binary data) and, decoded with the SDK's own codec, as JSON
+// ('<pb' replies / '>pb' commands).
+
+let pbCodecInstance = null;
+
+function pbCodec() {
+  if (!pbCodecInstance) {
+    const { Centrifuge: CentrifugeProtobuf } = require('centrifuge/build/protobuf');
+    pbCodecInstance = new CentrifugeProtobuf(WS_URL, { websocket: WebSocket })._codec;
+  }
+  return pbCodecInstance;
+}
+
+// bytes fields as "hex:…" (plus the text when it is UTF-8), 64-bit integers
+// (protobufjs Long) as numbers.
+function pbJsonReplacer(key, value) {
+  if (value instanceof Uint8Array || (value && value.type === 'Buffer' && Array.isArray(value.data))) {
+    const b = Buffer.from(value instanceof Uint8Array ? value : value.data);
+    let t = null;
+    try {
+      t = new TextDecoder('utf-8', { fatal: true }).decode(b);
+    } catch (e) {
+      /* not text */
+    }
+    return `hex:${b.toString('hex')}` + (t !== null && b.length ? ` (${JSON.stringify(t)})` : '');
+  }
+  if (value && typeof value === 'object' && typeof value.low === 'number' && typeof value.high === 'number' && 'unsigned' in value) {
+    return value.high * 4294967296 + (value.low >>> 0);
+  }
+  return value;
+}
+
+// Decodes a binary frame (several length-prefixed messages) to a JSON text.
+function pbDecodeFrame(buf, kind = 'replies') {
+  try {
+    const u8 = new Uint8Array(buf.buffer ? buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) : buf);
+    const msgs = kind === 'commands' ? pbCodec().decodeCommands(u8) : pbCodec().decodeReplies(u8);
+    return msgs.map((m) => JSON.stringify(m, pbJsonReplacer)).join(' | ');
+  } catch (e) {
+    return `(undecodable: ${e.message})`;
+  }
+}
+
+function pbToHex(data) {
+  if (typeof data === 'string') return data;
+  return Buffer.from(data.buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data).toString('hex');
+}
+
+class ProtobufTracingWebSocket extends TracingWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.on('open', () => trace(this._traceId, '--', `open, subprotocol=${JSON.stringify(this.protocol)}`));
+    this.on('message', (data, isBinary) => {
+      if (isBinary) {
+        // TracingWebSocket's own line cannot show an ArrayBuffer: hex here.
+        if (data instanceof ArrayBuffer) trace(this._traceId, '<hex', pbToHex(new Uint8Array(data)));
+        trace(this._traceId, '<pb', pbDecodeFrame(data, 'replies'));
+      }
+      else trace(this._traceId, '<TEXT', data.toString());
+    });
+  }
+
+  send(data, ...rest) {
+    if (typeof data === 'string') {
+      trace(this._traceId, '>', data);
+    } else {
+      trace(this._traceId, '>bin', pbToHex(data));
+      trace(this._traceId, '>pb', pbDecodeFrame(data, 'commands'));
+    }
+    return WebSocket.prototype.send.call(this, data, ...rest);
+  }
+}
+
+// centrifuge-js protobuf build (require('centrifuge/build/protobuf')) with the
+// same event logging as newClient.
+function newProtobufClient(opts = {}) {
+  const { Centrifuge: CentrifugeProtobuf } = require('centrifuge/build/protobuf');
+  const c = new CentrifugeProtobuf(opts.url || WS_URL, { websocket: ProtobufTracingWebSocket, timeout: 5000, ...opts });
+  const name = opts.name || 'js-pb';
+  c.on('connecting', (ctx) => log(`[${name}] connecting`, ctx.code, ctx.reason));
+  c.on('connected', (ctx) => log(`[${name}] connected client=${ctx.client} transport=${ctx.transport}`));
+  c.on('disconnected', (ctx) => log(`[${name}] disconnected`, ctx.code, ctx.reason));
+  c.on('error', (ctx) => log(`[${name}] error`, ctx.type, ctx.error && (ctx.error.message || ctx.error)));
+  return c;
+}
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+function bytes(s) {
+  return utf8Encoder.encode(s);
+}
+
+// Uint8Array -> string (throws on invalid UTF-8).
+function text(b) {
+  return utf8Decoder.decode(b);
+}
+
+// Uint8Array -> hex, for comparisons and messages.
+function hex(b) {
+  return b == null ? String(b) : Buffer.from(b).toString('hex');
+}
+
+module.exports.ProtobufTracingWebSocket = ProtobufTracingWebSocket;
+module.exports.newProtobufClient = newProtobufClient;
+module.exports.pbDecodeFrame = pbDecodeFrame;
+module.exports.bytes = bytes;
+module.exports.text = text;
+module.exports.hex = hex;

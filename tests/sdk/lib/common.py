@@ -367,3 +367,23 @@ class RawConn:
                 await asyncio.wait_for(self._reader, 2)
             except Exception:  # noqa: BLE001
                 pass
+
+
+# --- protobuf flavour (centrifuge-python use_protobuf=True) --------------------
+# Appended for the py_protobuf* scenarios. The SDK's debug log shows each
+# binary frame as bytes ("start processing message: b'...'") and decoded
+# ("got reply {...}"), and the commands it sends ("send commands: [...]").
+
+
+def new_protobuf_client(label: str = "py-pb", **kwargs: Any) -> Any:
+    """new_client() with use_protobuf=True (the `centrifuge-protobuf`
+    WebSocket subprotocol, binary frames)."""
+    kwargs["use_protobuf"] = True
+    return new_client(label, **kwargs)
+
+
+def subprotocol(client: Any) -> Optional[str]:
+    """The WebSocket subprotocol the server agreed to on the client's current
+    connection (None when not connected or none negotiated)."""
+    conn = getattr(client, "_conn", None)
+    return None if conn is None else conn.subprotocol

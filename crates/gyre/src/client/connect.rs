@@ -316,7 +316,7 @@ impl Session {
                 data,
                 subs,
                 ping: interval.as_secs() as u32,
-                pong: !cfg.pong_timeout.is_zero(),
+                pong: !cfg.pong_timeout.is_zero() && !self.transport.is_unidirectional(),
                 time: if cfg.connect_include_server_time {
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -324,6 +324,12 @@ impl Session {
                         .unwrap_or(0)
                 } else {
                     0
+                },
+                session: self.session_id.clone(),
+                node: if self.transport.is_emulation() {
+                    self.node.id().to_string()
+                } else {
+                    String::new()
                 },
             }),
         ))

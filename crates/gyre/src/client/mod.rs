@@ -109,6 +109,10 @@ pub struct Session {
     pong_deadline: Option<Instant>,
     /// Request headers, kept only when a proxy may need to forward them.
     headers: HeaderMap,
+    /// Session id of unidirectional and emulated connections (empty for
+    /// WebSocket): in the connect result, and the key `/emulation` finds
+    /// the connection by.
+    session_id: String,
 }
 
 /// The monotonic instant of a Unix time in seconds, with millisecond
@@ -172,6 +176,26 @@ impl Session {
             ping_outstanding: false,
             pong_deadline: None,
             headers,
+            session_id: String::new(),
+        }
+    }
+
+    /// Sets the session id of an emulated or unidirectional connection.
+    pub fn set_session_id(&mut self, id: String) {
+        self.session_id = id;
+    }
+
+    /// The error of a failed connect on a unidirectional transport, which
+    /// has no reply to carry it: the disconnect centrifuge maps it to
+    /// (expired tokens 3005, permission denied 3507, too many requests 3013,
+    /// anything else
+    /// 3004).
+    fn uni_disconnect(e: &ClientError) -> Disconnect {
+        match e.code {
+            109 | 110 => Disconnect::expired(),
+            103 => Disconnect::permission_denied(),
+            111 => Disconnect::new(3013, "too many requests"),
+            _ => Disconnect::internal(),
         }
     }
 
@@ -246,6 +270,9 @@ impl Session {
             // every idle connection's task would otherwise carry its size.
             match Box::pin(self.connect(id, *req)).await {
                 Ok(b) => Ok(b),
+                Err(CmdError::Error(e)) if self.transport.is_unidirectional() => {
+                    return Err(Self::uni_disconnect(&e).into());
+                }
                 Err(CmdError::Error(e)) => {
                     self.phase = Phase::Failed;
                     self.deadline_base = Instant::now();
@@ -502,7 +529,8 @@ impl Session {
                 if self.next_ping.is_some_and(|p| now >= p) {
                     out.push(self.proto.ping());
                     self.ping_outstanding = true;
-                    if !cfg.pong_timeout.is_zero() {
+                    // Unidirectional clients cannot answer.
+                    if !cfg.pong_timeout.is_zero() && !self.transport.is_unidirectional() {
                         self.pong_deadline = Some(now + cfg.pong_timeout.0);
                     }
                     self.next_ping = Some(now + cfg.ping_interval.0);

@@ -37,18 +37,20 @@ pub struct Config {
     pub presence_manager: BackendSection,
     /// `websocket`: the bidirectional WebSocket transport.
     pub websocket: Websocket,
-    /// `uni_websocket`: not supported; must stay disabled.
-    pub uni_websocket: Toggle,
-    /// `uni_http_stream`: not supported; must stay disabled.
-    pub uni_http_stream: Toggle,
-    /// `uni_sse`: not supported; must stay disabled.
-    pub uni_sse: Toggle,
+    /// `uni_websocket`: the unidirectional WebSocket transport.
+    pub uni_websocket: UniWebsocket,
+    /// `uni_http_stream`: the unidirectional HTTP-streaming transport.
+    pub uni_http_stream: StreamEndpoint,
+    /// `uni_sse`: the unidirectional SSE (EventSource) transport.
+    pub uni_sse: StreamEndpoint,
     /// `uni_grpc`: not supported; must stay disabled.
     pub uni_grpc: Toggle,
-    /// `sse`: not supported; must stay disabled.
-    pub sse: Toggle,
-    /// `http_stream`: not supported; must stay disabled.
-    pub http_stream: Toggle,
+    /// `sse`: bidirectional emulation over SSE (centrifuge-js fallback).
+    pub sse: StreamEndpoint,
+    /// `http_stream`: bidirectional emulation over HTTP streaming.
+    pub http_stream: StreamEndpoint,
+    /// `emulation`: where emulated connections post their commands.
+    pub emulation: Emulation,
     /// `admin`: the admin web UI (not supported; must stay disabled).
     pub admin: Admin,
     /// `prometheus`: Prometheus metrics at `/metrics` (a small set of gauges and counters).
@@ -509,6 +511,67 @@ impl Default for Engine {
             redis: Redis::default(),
         }
     }
+}
+
+/// `sse`, `http_stream`, `uni_sse`, `uni_http_stream`: an HTTP endpoint
+/// that streams to the client. The `handler_prefix` default depends on the
+/// section (set by [`Config`]'s default; an empty one means the default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamEndpoint {
+    /// `enabled`: serve the endpoint.
+    pub enabled: bool,
+    /// `handler_prefix`: its path (`/connection/<name>` when empty).
+    pub handler_prefix: String,
+    /// `max_request_body_size`: largest connect request body in bytes (65536).
+    pub max_request_body_size: usize,
+}
+
+impl StreamEndpoint {
+    /// The path, or `/connection/<name>` when none is set.
+    pub fn path(&self, name: &str) -> String {
+        if self.handler_prefix.is_empty() {
+            format!("/connection/{name}")
+        } else {
+            self.handler_prefix.clone()
+        }
+    }
+
+    /// The body limit (65536 when 0).
+    pub fn body_limit(&self) -> usize {
+        if self.max_request_body_size == 0 {
+            65536
+        } else {
+            self.max_request_body_size
+        }
+    }
+}
+
+/// `uni_websocket`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniWebsocket {
+    /// `enabled`: serve `/connection/uni_websocket`.
+    pub enabled: bool,
+    /// `handler_prefix`: its path (`/connection/uni_websocket` when empty).
+    pub handler_prefix: String,
+    /// `message_size_limit`: largest inbound message (the connect request), bytes (65536).
+    pub message_size_limit: usize,
+    /// `disable_disconnect_push`: close with the close frame only.
+    pub disable_disconnect_push: bool,
+    /// `join_push_messages`: accepted; every push is its own message in Gyre.
+    pub join_push_messages: bool,
+}
+
+/// `emulation`: the endpoint where the SSE and HTTP-streaming transports
+/// post the client's commands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Emulation {
+    /// `handler_prefix`: its path (`/emulation` when empty).
+    pub handler_prefix: String,
+    /// `max_request_body_size`: largest request body in bytes (65536).
+    pub max_request_body_size: usize,
 }
 
 /// `broker` / `presence_manager`: Centrifugo v6's split of the engine.

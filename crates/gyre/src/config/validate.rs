@@ -291,12 +291,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for (key, on) in [
         ("grpc_api.enabled", c.grpc_api.enabled),
-        ("uni_websocket.enabled", c.uni_websocket.enabled),
-        ("uni_http_stream.enabled", c.uni_http_stream.enabled),
-        ("uni_sse.enabled", c.uni_sse.enabled),
         ("uni_grpc.enabled", c.uni_grpc.enabled),
-        ("sse.enabled", c.sse.enabled),
-        ("http_stream.enabled", c.http_stream.enabled),
         ("admin.enabled", c.admin.enabled),
         ("debug.enabled", c.debug.enabled),
         ("swagger.enabled", c.swagger.enabled),

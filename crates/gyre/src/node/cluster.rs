@@ -508,6 +508,47 @@ impl Node {
         Ok(survey.wait(timeout).await)
     }
 
+    /// Whether `uid` is a live node of the cluster.
+    pub(super) fn knows_node(&self, uid: &str) -> bool {
+        self.cluster()
+            .is_some_and(|c| c.registry.live().iter().any(|n| n.uid == uid))
+    }
+
+    /// Asks one node `op` (on its own channel) and returns its answer code.
+    pub(super) async fn survey_node(
+        &self,
+        uid: &str,
+        op: &str,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<u32, NodeError> {
+        let c = self
+            .cluster()
+            .ok_or(NodeError::Broker(BrokerError::Unavailable(
+                "no cluster".into(),
+            )))?;
+        let survey = c.surveys.start(1);
+        let cmd = pb::Command {
+            uid: self.id.clone(),
+            survey_request: Some(pb::SurveyRequest {
+                id: survey.id,
+                op: op.to_string(),
+                data: data.into(),
+            }),
+            ..Default::default()
+        };
+        c.engine
+            .publish_control(&c.engine.names.node(uid), &cmd.encode_to_vec())
+            .await
+            .map_err(|e| NodeError::Broker(BrokerError::Unavailable(e)))?;
+        match survey.wait(timeout).await {
+            (answers, true) => Ok(answers.first().map_or(1, |(_, r)| r.code)),
+            _ => Err(NodeError::Broker(BrokerError::Unavailable(
+                "the node did not answer".into(),
+            ))),
+        }
+    }
+
     /// Makes sure this node receives `channel`'s publications (Redis
     /// SUBSCRIBE confirmed); a no-op without the Redis engine.
     pub(crate) async fn subscribe_channel(&self, channel: &str) -> Result<(), NodeError> {
@@ -709,6 +750,7 @@ impl Node {
                     Err(_) => (control::CODE_INTERNAL, Vec::new()),
                 }
             }
+            super::emulation::OP_EMULATION => self.answer_emulation(data),
             control::OP_PROTECT_SNAPSHOT => match serde_json::to_vec(&self.protect.snapshot()) {
                 Ok(v) => (0, v),
                 Err(_) => (control::CODE_INTERNAL, Vec::new()),

@@ -16,6 +16,16 @@ pub enum TransportKind {
     /// Bidirectional WebSocket (`/connection/websocket`).
     #[default]
     Websocket,
+    /// Bidirectional emulation over HTTP streaming (`/connection/http_stream`).
+    HttpStream,
+    /// Bidirectional emulation over SSE (`/connection/sse`).
+    Sse,
+    /// Unidirectional WebSocket (`/connection/uni_websocket`).
+    UniWebsocket,
+    /// Unidirectional HTTP streaming (`/connection/uni_http_stream`).
+    UniHttpStream,
+    /// Unidirectional SSE (`/connection/uni_sse`).
+    UniSse,
 }
 
 impl TransportKind {
@@ -23,7 +33,26 @@ impl TransportKind {
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Websocket => "websocket",
+            TransportKind::HttpStream => "http_stream",
+            TransportKind::Sse => "sse",
+            TransportKind::UniWebsocket => "uni_websocket",
+            TransportKind::UniHttpStream => "uni_http_stream",
+            TransportKind::UniSse => "uni_sse",
         }
+    }
+
+    /// Server-to-client only: the connect result is a push, pushes are not
+    /// wrapped in replies, no pongs are expected.
+    pub fn is_unidirectional(self) -> bool {
+        matches!(
+            self,
+            TransportKind::UniWebsocket | TransportKind::UniHttpStream | TransportKind::UniSse
+        )
+    }
+
+    /// Bidirectional emulation: commands arrive through `/emulation`.
+    pub fn is_emulation(self) -> bool {
+        matches!(self, TransportKind::HttpStream | TransportKind::Sse)
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod actions;
 mod cluster;
+mod emulation;
 pub mod error;
 pub mod handle;
 pub mod hub;
@@ -26,6 +27,7 @@ mod pubsub;
 
 pub use actions::{ChannelsInfo, ConnectionItems, NodeInfo, Targets};
 pub use cluster::ClusterStartError;
+pub use emulation::{EmulationError, EmulationRegistration};
 pub use error::NodeError;
 pub(crate) use lifecycle::Lifecycle;
 pub use protect_sync::StartError;
@@ -82,6 +84,8 @@ pub struct Node {
     metrics: Metrics,
     /// The Redis engine's state (`engine.type: redis`), else `None`.
     cluster: Option<cluster::ClusterState>,
+    /// Emulated sessions (`sse`, `http_stream`) of this node.
+    emulation: emulation::Sessions,
 }
 
 impl Node {
@@ -183,6 +187,7 @@ impl Node {
             lifecycle: Lifecycle::new(),
             metrics: Default::default(),
             cluster,
+            emulation: Default::default(),
             cfg: Arc::new(cfg),
         }))
     }

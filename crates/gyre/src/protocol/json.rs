@@ -66,6 +66,45 @@ pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
     Bytes::from(buf)
 }
 
+/// Encodes a bare push (unidirectional transports): `{"channel":C,"<kind>":<body>}`.
+pub(super) fn encode_uni_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
+    let mut buf = Vec::with_capacity(96);
+    buf.push(b'{');
+    if !channel.is_empty() {
+        buf.extend_from_slice(b"\"channel\":");
+        serde_json::to_writer(&mut buf, channel).expect("string serializes");
+        buf.push(b',');
+    }
+    buf.push(b'"');
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut buf, body).expect("push serializes");
+    buf.push(b'}');
+    Bytes::from(buf)
+}
+
+/// A typed push for unidirectional transports.
+pub(super) fn uni_push(channel: &str, p: Push<'_>) -> Bytes {
+    match p {
+        Push::Pub(x) if !x.data.is_json() => Bytes::new(),
+        Push::Pub(x) => encode_uni_push(channel, "pub", x),
+        Push::Join(info) => encode_uni_push(channel, "join", &super::JoinLeave { info }),
+        Push::Leave(info) => encode_uni_push(channel, "leave", &super::JoinLeave { info }),
+        Push::Unsubscribe(x) => encode_uni_push(channel, "unsubscribe", &x),
+        Push::Subscribe(x) => encode_uni_push(channel, "subscribe", x),
+        Push::Refresh(x) => encode_uni_push(channel, "refresh", x),
+    }
+}
+
+/// Replies on unidirectional transports: only the connect result exists,
+/// sent as a `connect` push (a connect error ends the connection instead).
+pub(super) fn uni_reply(r: Reply<'_>) -> Bytes {
+    match r {
+        Reply::Connect(x) => encode_uni_push("", "connect", x),
+        _ => Bytes::new(),
+    }
+}
+
 /// Publications a JSON client may get: those whose data is JSON.
 fn json_only(pubs: &[super::Publication]) -> Option<Vec<super::Publication>> {
     pubs.iter()

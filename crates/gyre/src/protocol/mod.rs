@@ -325,6 +325,12 @@ pub struct ConnectResult {
     /// Server time in ms (`client.connect_include_server_time`).
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub time: i64,
+    /// Session id (unidirectional and emulated connections).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub session: String,
+    /// Node id (emulated connections post commands naming it).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// `subscribe` result, also the body of a `subscribe` push.
@@ -443,10 +449,13 @@ pub enum ProtocolKind {
     Json,
     /// Varint-length-delimited protobuf messages in binary frames.
     Protobuf,
+    /// Unidirectional JSON: bare `Push` objects (no reply wrapper), the
+    /// connect result as a `connect` push.
+    UniJson,
 }
 
 /// How many [`ProtocolKind`]s exist (sizes per-kind frame caches).
-pub const PROTOCOL_KINDS: usize = 2;
+pub const PROTOCOL_KINDS: usize = 3;
 
 /// A reply to a command, by method.
 #[derive(Debug)]
@@ -499,7 +508,7 @@ impl ProtocolKind {
     /// The name used in proxy requests and the `connections` API.
     pub fn name(self) -> &'static str {
         match self {
-            ProtocolKind::Json => "json",
+            ProtocolKind::Json | ProtocolKind::UniJson => "json",
             ProtocolKind::Protobuf => "protobuf",
         }
     }
@@ -507,7 +516,7 @@ impl ProtocolKind {
     /// Splits one inbound frame into commands; any error is a 3501 disconnect.
     pub fn decode_frame(self, frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
         match self {
-            ProtocolKind::Json => json::decode_frame(frame),
+            ProtocolKind::Json | ProtocolKind::UniJson => json::decode_frame(frame),
             ProtocolKind::Protobuf => protobuf::decode_frame(frame),
         }
     }
@@ -517,6 +526,7 @@ impl ProtocolKind {
         match self {
             ProtocolKind::Json => json::reply(id, r),
             ProtocolKind::Protobuf => protobuf::reply(id, r),
+            ProtocolKind::UniJson => json::uni_reply(r),
         }
     }
 
@@ -527,6 +537,21 @@ impl ProtocolKind {
         match self {
             ProtocolKind::Json => json::push(channel, p),
             ProtocolKind::Protobuf => protobuf::push(channel, p),
+            ProtocolKind::UniJson => json::uni_push(channel, p),
+        }
+    }
+
+    /// The `disconnect` push that transports without a close frame (SSE,
+    /// HTTP streaming) send before ending the stream.
+    pub fn disconnect_push(self, code: u16, reason: &str) -> Bytes {
+        let body = CodeReason {
+            code: code as u32,
+            reason,
+        };
+        match self {
+            ProtocolKind::Json => json::encode_push("", "disconnect", &body),
+            ProtocolKind::UniJson => json::encode_uni_push("", "disconnect", &body),
+            ProtocolKind::Protobuf => protobuf::disconnect_push(code, reason),
         }
     }
 
@@ -539,7 +564,7 @@ impl ProtocolKind {
     /// The server ping.
     pub fn ping(self) -> Bytes {
         match self {
-            ProtocolKind::Json => Bytes::from_static(json::PING),
+            ProtocolKind::Json | ProtocolKind::UniJson => Bytes::from_static(json::PING),
             ProtocolKind::Protobuf => Bytes::from_static(protobuf::PING),
         }
     }

@@ -93,8 +93,8 @@ pub(super) fn reply(id: u32, r: Reply<'_>) -> Bytes {
                     .collect(),
                 ping: c.ping,
                 pong: c.pong,
-                session: String::new(),
-                node: String::new(),
+                session: c.session.clone(),
+                node: c.node.clone(),
                 time: c.time,
             })
         }
@@ -189,6 +189,21 @@ pub(super) fn push_message(channel: &str, p: Push<'_>) -> pb::Push {
         }
     }
     out
+}
+
+/// The `disconnect` push of transports without a close frame.
+pub(super) fn disconnect_push(code: u16, reason: &str) -> Bytes {
+    encode(pb::Reply {
+        push: Some(pb::Push {
+            disconnect: Some(pb::Disconnect {
+                code: code as u32,
+                reason: reason.to_string(),
+                reconnect: false,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// Encodes a push wrapped in a `Reply` (bidirectional transports).

@@ -8,7 +8,9 @@
 //! compiles to a task of its own exact size: idle connections stay small.
 
 pub(crate) mod conn;
+pub(crate) mod emulation;
 pub(crate) mod http;
+pub(crate) mod stream;
 pub(crate) mod ws;
 
 use crate::codes::Disconnect;

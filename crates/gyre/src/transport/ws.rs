@@ -58,10 +58,84 @@ pub(crate) async fn handler(
             socket,
             write_timeout: node.cfg().websocket.write_timeout.0,
             binary: proto.is_binary(),
+            uni: None,
         };
         let session = Session::for_transport(node.clone(), WsTransport::KIND, proto, headers);
         tracker.track_future(super::conn::run(node, transport, session))
     })
+}
+
+/// `/connection/uni_websocket`: the unidirectional WebSocket. The connect
+/// request (a bare `ConnectRequest`) comes in the `cf_connect` query
+/// parameter or as the first message; the server then only pushes (JSON,
+/// unwrapped). Later messages are read and ignored.
+pub(crate) async fn uni_handler(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(
+        &node.cfg().client.allowed_origins,
+        headers.get("origin").and_then(|v| v.to_str().ok()),
+    ) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if node.lifecycle().is_shutting_down() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let first = match uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("cf_connect="))
+            .map(super::stream::percent_decode)
+    }) {
+        Some(c) => match super::stream::uni_connect_frame(c.as_bytes()) {
+            Some(f) => Some(f),
+            None => return (StatusCode::BAD_REQUEST, "invalid connect request").into_response(),
+        },
+        None => None,
+    };
+    let ucfg = &node.cfg().uni_websocket;
+    let limit = if ucfg.message_size_limit == 0 {
+        65536
+    } else {
+        ucfg.message_size_limit
+    };
+    let disconnect_push = !ucfg.disable_disconnect_push;
+    let tracker = node.lifecycle().connections().clone();
+    ws.read_buffer_size(node.cfg().websocket.read_buffer_size.max(256))
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| {
+            let transport = WsTransport {
+                socket,
+                write_timeout: node.cfg().websocket.write_timeout.0,
+                binary: false,
+                uni: Some(Box::new(Uni {
+                    first,
+                    connected: false,
+                    disconnect_push,
+                })),
+            };
+            let mut session = Session::for_transport(
+                node.clone(),
+                crate::node::handle::TransportKind::UniWebsocket,
+                ProtocolKind::UniJson,
+                headers,
+            );
+            session.set_session_id(uuid::Uuid::new_v4().to_string());
+            tracker.track_future(super::conn::run(node, transport, session))
+        })
+}
+
+/// State of a unidirectional WebSocket.
+struct Uni {
+    /// The connect frame from `cf_connect`, handed over first.
+    first: Option<Bytes>,
+    /// The connect request was handed over; later messages are ignored.
+    connected: bool,
+    /// Send a `disconnect` push before the close frame.
+    disconnect_push: bool,
 }
 
 /// The connection's encoding (protocol.md §1.2): protobuf when the
@@ -120,13 +194,22 @@ pub(crate) struct WsTransport {
     write_timeout: std::time::Duration,
     /// Protobuf: binary messages, frames concatenated.
     binary: bool,
+    /// Set for `/connection/uni_websocket` (boxed: every bidirectional
+    /// connection's task carries this field).
+    uni: Option<Box<Uni>>,
 }
 
 impl Transport for WsTransport {
     const KIND: crate::node::handle::TransportKind = crate::node::handle::TransportKind::Websocket;
 
     async fn recv(&mut self) -> Inbound {
-        match self.socket.recv().await {
+        if let Some(u) = &mut self.uni
+            && let Some(f) = u.first.take()
+        {
+            u.connected = true;
+            return Inbound::Frame(f);
+        }
+        let inbound = match self.socket.recv().await {
             Some(Ok(Message::Text(t))) => Inbound::Frame(Bytes::from(t)),
             // JSON clients send text frames; a binary frame is not a command we can read.
             Some(Ok(Message::Binary(b))) => Inbound::Frame(b),
@@ -146,6 +229,19 @@ impl Transport for WsTransport {
                 tracing::debug!(error = %text, "websocket read error");
                 Inbound::Closed
             }
+        };
+        match (&mut self.uni, inbound) {
+            // Unidirectional: the first message is the connect request,
+            // anything after it is ignored.
+            (Some(u), Inbound::Frame(f)) if !u.connected => {
+                u.connected = true;
+                match super::stream::uni_connect_frame(&f) {
+                    Some(cmd) => Inbound::Frame(cmd),
+                    None => Inbound::Refuse(Disconnect::bad_request()),
+                }
+            }
+            (Some(_), Inbound::Frame(_)) => Inbound::Nothing,
+            (_, other) => other,
         }
     }
 
@@ -162,6 +258,17 @@ impl Transport for WsTransport {
     }
 
     async fn close(&mut self, d: &Disconnect) {
+        if self.uni.as_ref().is_some_and(|u| u.disconnect_push) {
+            let push = ProtocolKind::UniJson.disconnect_push(d.code, &d.reason);
+            if let Ok(text) = Utf8Bytes::try_from(push) {
+                let _ = send_within(
+                    &mut self.socket,
+                    Message::Text(text),
+                    std::time::Duration::from_secs(1),
+                )
+                .await;
+            }
+        }
         let frame = CloseFrame {
             code: d.code,
             reason: Utf8Bytes::from(d.reason.clone()),

@@ -16,4 +16,5 @@ mod protect;
 mod protobuf;
 mod proxy;
 mod storage;
+mod transports;
 mod ws;
