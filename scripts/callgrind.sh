@@ -11,7 +11,7 @@ cargo build --release -q -p gyre --example hot_path_counts
 bin=target/release/examples/hot_path_counts
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for path in "${@:-fanout dispatch connect protect}"; do
+for path in "${@:-fanout fanout_json fanout_mixed dispatch dispatch_pb connect protect}"; do
   for p in $path; do
     ops=$(valgrind --tool=callgrind --callgrind-out-file="$out/$p.cg" \
       --toggle-collect='*measured_*' "$bin" "$p" 2>/dev/null | awk '{print $2}')

@@ -41,10 +41,10 @@ GYRE_BIN="$(cd "$(dirname "$GYRE_BIN")" && pwd)/$(basename "$GYRE_BIN")"
 install_log="$(mktemp)"
 node_ok() {
   [[ -f "$SDK_DIR/node_modules/centrifuge/package.json" && -f "$SDK_DIR/node_modules/ws/package.json" &&
-    -f "$SDK_DIR/node_modules/cent.js/package.json" ]] &&
+    -f "$SDK_DIR/node_modules/cent.js/package.json" && -f "$SDK_DIR/node_modules/eventsource/package.json" ]] &&
     (cd "$SDK_DIR" && node -e '
       const fs = require("fs");
-      const want = {centrifuge: "5.8.0", ws: "8.23.0", "cent.js": "6.1.0"};
+      const want = {centrifuge: "5.8.0", ws: "8.23.0", "cent.js": "6.1.0", eventsource: "4.1.1"};
       for (const [p, v] of Object.entries(want)) {
         const got = JSON.parse(fs.readFileSync("node_modules/" + p + "/package.json", "utf8")).version;
         if (got !== v) process.exit(1);
@@ -116,6 +116,8 @@ NS="sdk"
 # refresh (connection or subscription) that does not work is
 # visible within the token-refresh scenarios; the ping interval is short so
 # that the SDKs' ping/pong handling is exercised in the longer scenarios.
+# http_stream and sse: centrifuge-js's bidirectional emulation transports
+# (POST /connection/http_stream, GET /connection/sse, commands to /emulation).
 cat >"$TMP/config.json" <<EOF
 {
   "http_server": {"address": "127.0.0.1", "port": $PORT},
@@ -129,6 +131,8 @@ cat >"$TMP/config.json" <<EOF
     "expired_sub_close_delay": "3s"
   },
   "http_api": {"key": "$API_KEY"},
+  "http_stream": {"enabled": true},
+  "sse": {"enabled": true},
   "channel": {
     "namespaces": [
       {
@@ -171,6 +175,7 @@ done
 
 export SDK_WS_URL="ws://127.0.0.1:$PORT/connection/websocket"
 export SDK_API_URL="http://127.0.0.1:$PORT/api"
+export SDK_HTTP_URL="http://127.0.0.1:$PORT"
 export SDK_API_KEY="$API_KEY"
 export SDK_HMAC_SECRET="$SECRET"
 export SDK_NS="$NS"

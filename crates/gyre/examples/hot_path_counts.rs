@@ -45,6 +45,58 @@ fn measured_fanout(hub: &Hub, frame: &Bytes) {
     black_box(hub.broadcast("news", &frames, false));
 }
 
+/// One publication encoded (once per protocol kind present) and handed to
+/// 10,000 subscribers, all JSON or half JSON and half protobuf, `iters`
+/// times: what a second encoding costs fan-out.
+fn fanout_encoded(iters: usize, mixed: bool) -> usize {
+    let (hub, handles) = fixture::subscribed_hub_kinds(10_000, mixed);
+    let p = gyre::protocol::Publication {
+        data: gyre::protocol::share(
+            serde_json::value::RawValue::from_string(r#"{"text":"hello world"}"#.into()).unwrap(),
+        )
+        .into(),
+        info: None,
+        offset: 1,
+        tags: None,
+    };
+    let mut sink: Vec<Out> = Vec::new();
+    for _ in 0..iters {
+        measured_fanout_encoded(&hub, &p);
+        for h in &handles {
+            h.outbox.drain(&mut sink);
+            sink.clear();
+        }
+    }
+    iters * handles.len()
+}
+
+#[inline(never)]
+fn measured_fanout_encoded(hub: &Hub, p: &gyre::protocol::Publication) {
+    let frames = PushFrames::new(|kind| kind.push("news", gyre::protocol::Push::Pub(p)));
+    black_box(hub.broadcast("news", &frames, false));
+}
+
+/// [`dispatch`] with the same 10 commands as one protobuf frame.
+fn dispatch_protobuf(iters: usize) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut s = fixture::subscribed_protobuf_session(&rt, &fixture::node());
+    let frame = fixture::publish_batch_protobuf();
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    for _ in 0..iters {
+        out.clear();
+        measured_dispatch(&rt, &mut s, &frame, &mut out);
+        if let Some(h) = s.handle() {
+            h.outbox.drain(&mut q);
+            q.clear();
+        }
+    }
+    iters * 10
+}
+
 /// Decode and dispatch of a frame of 10 `publish` commands, `iters` times.
 fn dispatch(iters: usize) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -133,10 +185,15 @@ fn main() {
     let ops = match path.as_str() {
         "fanout" => fanout(20),
         "dispatch" => dispatch(2_000),
+        "dispatch_pb" => dispatch_protobuf(2_000),
+        "fanout_json" => fanout_encoded(20, false),
+        "fanout_mixed" => fanout_encoded(20, true),
         "connect" => connect(2_000),
         "protect" => protect(100_000),
         _ => {
-            eprintln!("usage: hot_path_counts fanout|dispatch|connect|protect");
+            eprintln!(
+                "usage: hot_path_counts fanout|fanout_json|fanout_mixed|dispatch|dispatch_pb|connect|protect"
+            );
             std::process::exit(2);
         }
     };

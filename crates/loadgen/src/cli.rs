@@ -51,6 +51,11 @@ pub(crate) struct Common {
     /// Server process id: report its CPU time and resident memory.
     #[arg(long, global = true)]
     pub(crate) server_pid: Option<u32>,
+    /// Every N-th connection (0, N, 2N, ...) speaks the protobuf flavour of
+    /// the protocol (`?cf_protocol=protobuf`, binary frames); 0 = none, 1 =
+    /// all, 2 = half.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub(crate) protobuf_every: u64,
     /// Spread client sockets over this many source addresses 127.0.0.2, 127.0.0.3, ...
     /// (0: let the kernel choose; ignored for IPv6 targets).
     #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=250))]

@@ -70,6 +70,16 @@ pub(crate) struct Dialer {
     targets: Vec<(SocketAddr, String)>,
     sources: Vec<IpAddr>,
     config: WebSocketConfig,
+    protobuf_every: u64,
+}
+
+/// A connection's protocol flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    /// Newline-delimited JSON in text frames.
+    Json,
+    /// Length-delimited protobuf in binary frames.
+    Protobuf,
 }
 
 impl Dialer {
@@ -93,6 +103,22 @@ impl Dialer {
             targets: targets.iter().map(|t| (t.addr, t.url.clone())).collect(),
             sources,
             config,
+            protobuf_every: 0,
+        }
+    }
+
+    /// Connection `n` speaks protobuf when `every` > 0 and `n % every == 0`.
+    pub(crate) fn with_protobuf_every(mut self, every: u64) -> Dialer {
+        self.protobuf_every = every;
+        self
+    }
+
+    /// The protocol of connection `n`.
+    pub(crate) fn proto(&self, n: u64) -> Proto {
+        if self.protobuf_every > 0 && n.is_multiple_of(self.protobuf_every) {
+            Proto::Protobuf
+        } else {
+            Proto::Json
         }
     }
 
@@ -118,6 +144,11 @@ impl Dialer {
             }
             let stream = socket.connect(*addr).await.context("tcp connect")?;
             stream.set_nodelay(true)?;
+            let url = match self.proto(n) {
+                Proto::Json => url.clone(),
+                Proto::Protobuf if url.contains('?') => format!("{url}&cf_protocol=protobuf"),
+                Proto::Protobuf => format!("{url}?cf_protocol=protobuf"),
+            };
             let (ws, _) = tokio_tungstenite::client_async_with_config(
                 url.as_str(),
                 stream,
@@ -149,25 +180,101 @@ pub(crate) fn subscribe_command(id: u32, channel: &str) -> String {
     )
 }
 
+/// The protobuf form of a JSON command made by [`connect_command`] or
+/// [`subscribe_command`].
+fn protobuf_command(json: &str) -> Vec<u8> {
+    use prost::Message as _;
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut c = gyre::pb::client::Command {
+        id: v["id"].as_u64().unwrap_or(0) as u32,
+        ..Default::default()
+    };
+    if let Some(t) = v["connect"]["token"].as_str() {
+        c.connect = Some(gyre::pb::client::ConnectRequest {
+            token: t.to_string(),
+            ..Default::default()
+        });
+    }
+    if let Some(ch) = v["subscribe"]["channel"].as_str() {
+        c.subscribe = Some(gyre::pb::client::SubscribeRequest {
+            channel: ch.to_string(),
+            ..Default::default()
+        });
+    }
+    c.encode_length_delimited_to_vec()
+}
+
+/// A binary (protobuf) message as the JSON lines the rest of the load
+/// generator reads: pings `{}`, replies `{"id":N[,"error":{..}]}`, and
+/// publication pushes with their data (JSON bytes) embedded.
+pub(crate) fn protobuf_lines(mut b: &[u8]) -> String {
+    use prost::Message as _;
+    let mut out = String::new();
+    while !b.is_empty() {
+        let Ok(r) = gyre::pb::client::Reply::decode_length_delimited(&mut b) else {
+            break;
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if let Some(p) = r
+            .push
+            .as_ref()
+            .and_then(|p| p.r#pub.as_ref().map(|x| (p, x)))
+        {
+            let data = std::str::from_utf8(&p.1.data).unwrap_or("null");
+            out.push_str(&format!(
+                r#"{{"push":{{"channel":{},"pub":{{"data":{data},"offset":{}}}}}}}"#,
+                serde_json::Value::from(p.0.channel.as_str()),
+                p.1.offset
+            ));
+        } else if r.id > 0 {
+            match &r.error {
+                Some(e) => out.push_str(&format!(
+                    r#"{{"id":{},"error":{{"code":{},"message":{}}}}}"#,
+                    r.id,
+                    e.code,
+                    serde_json::Value::from(e.message.as_str())
+                )),
+                None => out.push_str(&format!(r#"{{"id":{},"ok":{{}}}}"#, r.id)),
+            }
+        } else if r.push.is_some() {
+            out.push_str(r#"{"push":{"other":{}}}"#);
+        } else {
+            out.push_str("{}");
+        }
+    }
+    out
+}
+
 /// Sends `command` and waits for the reply carrying `id`, answering pings meanwhile.
 pub(crate) async fn request(ws: &mut Ws, id: u32, command: String) -> Result<()> {
-    ws.send(Message::Text(command.into()))
-        .await
-        .context("sending a command")?;
+    request_as(ws, Proto::Json, id, command).await
+}
+
+/// [`request`] in the given protocol flavour.
+pub(crate) async fn request_as(ws: &mut Ws, proto: Proto, id: u32, command: String) -> Result<()> {
+    let msg = match proto {
+        Proto::Json => Message::Text(command.into()),
+        Proto::Protobuf => Message::Binary(protobuf_command(&command).into()),
+    };
+    ws.send(msg).await.context("sending a command")?;
     tokio::time::timeout(STEP_TIMEOUT, await_reply(ws, id))
         .await
         .map_err(|_| anyhow!("timeout waiting for reply {id}"))?
 }
 
-/// Connect with `token`, then subscribe to `channel` (if any).
-pub(crate) async fn connect_and_subscribe(
+/// Connect with `token`, then subscribe to `channel` (if any), in the given
+/// protocol flavour.
+pub(crate) async fn connect_and_subscribe_as(
     ws: &mut Ws,
+    proto: Proto,
     token: &str,
     channel: Option<&str>,
 ) -> Result<()> {
-    request(ws, 1, connect_command(token)).await?;
+    request_as(ws, proto, 1, connect_command(token)).await?;
     if let Some(channel) = channel {
-        request(ws, 2, subscribe_command(2, channel)).await?;
+        request_as(ws, proto, 2, subscribe_command(2, channel)).await?;
     }
     Ok(())
 }
@@ -197,6 +304,10 @@ async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
             Some(Err(e)) => return Err(anyhow!(e).context("reading a reply")),
             None => return Err(anyhow!("connection ended without a close frame")),
         };
+        let (msg, proto) = match msg {
+            Message::Binary(b) => (Message::Text(protobuf_lines(&b).into()), Proto::Protobuf),
+            m => (m, Proto::Json),
+        };
         match msg {
             Message::Text(text) => {
                 let mut pings = 0;
@@ -218,7 +329,7 @@ async fn await_reply(ws: &mut Ws, id: u32) -> Result<()> {
                         });
                     }
                 }
-                pong(ws, pings).await?;
+                pong_as(ws, proto, pings).await?;
                 if let Some(outcome) = outcome {
                     return outcome;
                 }
@@ -253,12 +364,14 @@ pub(crate) fn is_ping(line: &str) -> bool {
     line == "{}"
 }
 
-/// Answers `n` pings, one `{}` each.
-pub(crate) async fn pong(ws: &mut Ws, n: usize) -> Result<()> {
+/// Answers `n` pings, one `{}` each (protobuf: an empty `Command`).
+pub(crate) async fn pong_as(ws: &mut Ws, proto: Proto, n: usize) -> Result<()> {
     for _ in 0..n {
-        ws.feed(Message::Text(PONG))
-            .await
-            .context("sending a pong")?;
+        let m = match proto {
+            Proto::Json => Message::Text(PONG),
+            Proto::Protobuf => Message::Binary(bytes::Bytes::from_static(&[0])),
+        };
+        ws.feed(m).await.context("sending a pong")?;
     }
     if n > 0 {
         ws.flush().await.context("sending a pong")?;
@@ -301,10 +414,15 @@ pub(crate) async fn hold(ws: &mut Ws, stop: &mut watch::Receiver<bool>, pings: &
         tokio::select! {
             biased;
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let (text, proto) = match m {
+                        Message::Binary(b) => (protobuf_lines(&b), Proto::Protobuf),
+                        Message::Text(t) => (t.as_str().to_string(), Proto::Json),
+                        _ => unreachable!("matched above"),
+                    };
                     let n = lines(&text).filter(|l| is_ping(l)).count();
                     pings.fetch_add(n as u64, Ordering::Relaxed);
-                    if let Err(e) = pong(ws, n).await {
+                    if let Err(e) = pong_as(ws, proto, n).await {
                         return End::Lost { at: Instant::now(), why: format!("{e:#}") };
                     }
                 }

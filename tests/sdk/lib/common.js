@@ -54,7 +54,10 @@ function trace(conn, dir, text) {
       log('frame listener error', e);
     }
   }
-  frames.push(`${stamp()} ws#${conn} ${dir} ${t.length > 600 ? t.slice(0, 600) + '…' : t}`);
+  // conn: a number for a WebSocket, or a label such as 'http#3' for the
+  // HTTP requests of the emulation transports.
+  const label = typeof conn === 'number' ? `ws#${conn}` : conn;
+  frames.push(`${stamp()} ${label} ${dir} ${t.length > 600 ? t.slice(0, 600) + '…' : t}`);
   if (frames.length > 400) frames.shift();
 }
 
@@ -212,7 +215,7 @@ function dumpAndExit(name, err) {
     console.log('--- event log');
     for (const l of events) console.log(l);
   }
-  console.log('--- websocket frames (> client to server, < server to client)');
+  console.log('--- frames (> client to server, < server to client; ws#N a WebSocket, http#N an HTTP request)');
   for (const l of frames) console.log(l);
   process.exit(1);
 }
@@ -390,3 +393,305 @@ module.exports.pbDecodeFrame = pbDecodeFrame;
 module.exports.bytes = bytes;
 module.exports.text = text;
 module.exports.hex = hex;
+
+// --- bidirectional emulation (http_stream, sse) ----------------------------------
+// centrifuge-js's emulation transports on Node 20: http_stream uses the global
+// fetch and ReadableStream; sse needs an EventSource, from the `eventsource`
+// package (4.1.1, the last release for Node 20), handed to the SDK with its
+// `eventsource` option. Every HTTP request of these transports goes through
+// tracingFetch, which records what went over the wire as frames labelled
+// http#N: the request ('--' method, URL, content type), its body ('>' JSON
+// command lines; '>bin' hex and '>pb' decoded commands for protobuf; '>emu'
+// the session/node envelope of a POST /emulation), the status, and the
+// response ('<' JSON reply lines, one per line of the stream or per SSE event;
+// '<raw' the raw SSE text as it arrived; '<bin' hex and '<pb' decoded replies
+// for protobuf), with the end or the failure of the response body.
+
+const HTTP_URL = process.env.SDK_HTTP_URL || 'http://127.0.0.1:8000';
+const { EventSource } = require('eventsource');
+
+let httpSeq = 0;
+const messageListeners = [];
+// Status of every POST /emulation: [label, status].
+const emulationStatuses = [];
+
+// cb(label, dir, msg): every command ('>') and reply ('<') the emulation
+// transports carried, decoded (JSON object, or the protobuf message).
+function onMessage(cb) {
+  messageListeners.push(cb);
+  return () => messageListeners.splice(messageListeners.indexOf(cb), 1);
+}
+
+function emitMessage(label, dir, msg) {
+  for (const cb of messageListeners.slice()) {
+    try {
+      cb(label, dir, msg);
+    } catch (e) {
+      log('message listener error', e);
+    }
+  }
+}
+
+function toU8(body) {
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  return utf8Encoder.encode(String(body));
+}
+
+// The length-delimited fields of a protobuf message: {fieldNumber: Uint8Array}
+// (enough for EmulationRequest {1 node, 2 session, 3 data}).
+function pbLenFields(u8) {
+  const out = {};
+  let pos = 0;
+  const varint = () => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (pos >= u8.length) throw new Error('truncated varint');
+      const b = u8[pos++];
+      v += (b & 0x7f) * mul;
+      mul *= 128;
+      if (b < 0x80) return v;
+    }
+  };
+  while (pos < u8.length) {
+    const tag = varint();
+    const wt = tag & 7;
+    if (wt === 2) {
+      const len = varint();
+      out[tag >>> 3] = u8.subarray(pos, pos + len);
+      pos += len;
+    } else if (wt === 0) {
+      varint();
+    } else {
+      throw new Error(`unexpected wire type ${wt}`);
+    }
+  }
+  return out;
+}
+
+function traceJsonLines(label, dir, text) {
+  for (const line of String(text).split('\n')) {
+    if (!line) continue;
+    trace(label, dir, line);
+    let m;
+    try {
+      m = JSON.parse(line);
+    } catch (e) {
+      trace(label, '!!', `not JSON: ${e.message}`);
+      continue;
+    }
+    emitMessage(label, dir, m);
+  }
+}
+
+function tracePbCommands(label, u8) {
+  let cmds;
+  try {
+    cmds = pbCodec().decodeCommands(u8);
+  } catch (e) {
+    trace(label, '!!', `undecodable commands: ${e.message}`);
+    return;
+  }
+  for (const m of cmds) {
+    trace(label, '>pb', JSON.stringify(m, pbJsonReplacer));
+    emitMessage(label, '>', m);
+  }
+}
+
+function traceRequestBody(label, url, body, protobuf) {
+  const emulation = url.pathname.endsWith('/emulation');
+  if (protobuf) {
+    const u8 = toU8(body);
+    trace(label, '>bin', Buffer.from(u8).toString('hex'));
+    if (emulation) {
+      let f;
+      try {
+        f = pbLenFields(u8);
+      } catch (e) {
+        trace(label, '!!', `undecodable EmulationRequest: ${e.message}`);
+        return;
+      }
+      const s = (b) => (b ? utf8Decoder.decode(b) : '');
+      trace(label, '>emu', `node=${JSON.stringify(s(f[1]))} session=${JSON.stringify(s(f[2]))}`);
+      tracePbCommands(label, f[3] || new Uint8Array(0));
+    } else {
+      tracePbCommands(label, u8);
+    }
+    return;
+  }
+  const text = typeof body === 'string' ? body : utf8Decoder.decode(toU8(body));
+  if (emulation) {
+    let env;
+    try {
+      env = JSON.parse(text);
+    } catch (e) {
+      trace(label, '>', text);
+      return;
+    }
+    trace(label, '>emu', `node=${JSON.stringify(env.node)} session=${JSON.stringify(env.session)}`);
+    traceJsonLines(label, '>', typeof env.data === 'string' ? env.data : JSON.stringify(env.data));
+  } else {
+    traceJsonLines(label, '>', text);
+  }
+}
+
+// Observes the chunks of a response body as they arrive.
+function responseObserver(label, kind) {
+  if (kind === 'protobuf') {
+    let buf = new Uint8Array(0);
+    return (chunk) => {
+      trace(label, '<bin', Buffer.from(chunk).toString('hex'));
+      const joined = new Uint8Array(buf.length + chunk.length);
+      joined.set(buf);
+      joined.set(chunk, buf.length);
+      buf = joined;
+      for (;;) {
+        let r;
+        try {
+          r = pbCodec().decodeReply(buf);
+        } catch (e) {
+          trace(label, '!!', `undecodable reply stream: ${e.message}`);
+          buf = new Uint8Array(0);
+          return;
+        }
+        if (!r.ok) return;
+        const one = buf.slice(0, r.pos);
+        buf = buf.slice(r.pos);
+        for (const m of pbCodec().decodeReplies(one)) {
+          trace(label, '<pb', JSON.stringify(m, pbJsonReplacer));
+          emitMessage(label, '<', m);
+        }
+      }
+    };
+  }
+  const dec = new TextDecoder();
+  let pending = '';
+  if (kind === 'sse') {
+    return (chunk) => {
+      const t = dec.decode(chunk, { stream: true });
+      trace(label, '<raw', JSON.stringify(t));
+      pending += t.replace(/\r\n?/g, '\n');
+      let i;
+      while ((i = pending.indexOf('\n\n')) !== -1) {
+        const ev = pending.slice(0, i);
+        pending = pending.slice(i + 2);
+        const data = ev.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, ''));
+        if (data.length) traceJsonLines(label, '<', data.join('\n'));
+      }
+    };
+  }
+  return (chunk) => {
+    pending += dec.decode(chunk, { stream: true });
+    const i = pending.lastIndexOf('\n');
+    if (i === -1) {
+      trace(label, '--', `partial line so far: ${JSON.stringify(pending)}`);
+      return;
+    }
+    traceJsonLines(label, '<', pending.slice(0, i));
+    pending = pending.slice(i + 1);
+  };
+}
+
+// fetch for the SDK (its `fetch` option) and for the EventSource: records
+// requests and responses as frames, and decoded messages for onMessage.
+async function tracingFetch(input, init = {}) {
+  const label = `http#${++httpSeq}`;
+  const url = new URL(String(input instanceof Request ? input.url : input));
+  const method = (init.method || 'GET').toUpperCase();
+  const headers = new Headers(init.headers || {});
+  const ctype = headers.get('content-type') || '';
+  const protobuf = ctype === 'application/octet-stream';
+  trace(label, '--', `${method} ${url.pathname}${url.search.length > 200 ? url.search.slice(0, 200) + '…' : url.search} content-type=${JSON.stringify(ctype)} accept=${JSON.stringify(headers.get('accept'))}`);
+  const connect = url.searchParams.get('cf_connect');
+  if (connect !== null) traceJsonLines(label, '>', connect);
+  if (init.body != null) traceRequestBody(label, url, init.body, protobuf);
+  if (init.signal) {
+    const sig = init.signal;
+    if (sig.aborted) trace(label, '--', 'signal aborted before the request');
+    else sig.addEventListener('abort', () => trace(label, '--', 'request aborted by the client'), { once: true });
+  }
+  let res;
+  try {
+    res = await fetch(input, init);
+  } catch (e) {
+    trace(label, '--', `fetch failed: ${e.name} ${e.message}${e.cause ? ' (' + e.cause.message + ')' : ''}`);
+    throw e;
+  }
+  const rtype = res.headers.get('content-type') || '';
+  trace(label, '--', `HTTP ${res.status} content-type=${JSON.stringify(rtype)}`);
+  if (url.pathname.endsWith('/emulation')) emulationStatuses.push([label, res.status]);
+  if (!res.body) return res;
+  const kind = rtype.startsWith('text/event-stream') ? 'sse' : rtype.startsWith('application/octet-stream') ? 'protobuf' : 'json';
+  const observe = responseObserver(label, kind);
+  const reader = res.body.getReader();
+  const body = new ReadableStream({
+    async pull(ctrl) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        trace(label, '--', `response body ended with ${e.name}: ${e.message}`);
+        ctrl.error(e);
+        return;
+      }
+      if (r.done) {
+        trace(label, '--', 'end of response body');
+        ctrl.close();
+        return;
+      }
+      try {
+        observe(r.value);
+      } catch (e) {
+        trace(label, '!!', `tracing error: ${e.message}`);
+      }
+      ctrl.enqueue(r.value);
+    },
+    cancel(reason) {
+      trace(label, '--', 'response body cancelled by the reader');
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+// The `eventsource` package's EventSource, fetching through tracingFetch.
+class TracingEventSource extends EventSource {
+  constructor(url, init = {}) {
+    super(url, { ...init, fetch: tracingFetch });
+  }
+}
+
+function emulationEndpoint(transport) {
+  return `${HTTP_URL}/connection/${transport}`;
+}
+
+// A centrifuge-js client with one transport only ('http_stream' or 'sse'), so
+// that it cannot fall back to WebSocket. opts.protobuf: the protobuf build.
+function newEmulationClient(transport, opts = {}) {
+  const { protobuf, ...rest } = opts;
+  const Cls = protobuf ? require('centrifuge/build/protobuf').Centrifuge : Centrifuge;
+  const c = new Cls([{ transport, endpoint: emulationEndpoint(transport) }], {
+    fetch: tracingFetch,
+    eventsource: TracingEventSource,
+    emulationEndpoint: `${HTTP_URL}/emulation`,
+    timeout: 5000,
+    ...rest,
+  });
+  const name = opts.name || transport;
+  c.on('connecting', (ctx) => log(`[${name}] connecting`, ctx.code, ctx.reason));
+  c.on('connected', (ctx) => log(`[${name}] connected client=${ctx.client} transport=${ctx.transport}`));
+  c.on('disconnected', (ctx) => log(`[${name}] disconnected`, ctx.code, ctx.reason));
+  c.on('error', (ctx) => log(`[${name}] error`, ctx.type, ctx.error && (ctx.error.message || ctx.error), ctx.transport || ''));
+  return c;
+}
+
+module.exports.HTTP_URL = HTTP_URL;
+module.exports.EventSource = EventSource;
+module.exports.TracingEventSource = TracingEventSource;
+module.exports.tracingFetch = tracingFetch;
+module.exports.onMessage = onMessage;
+module.exports.emulationStatuses = emulationStatuses;
+module.exports.emulationEndpoint = emulationEndpoint;
+module.exports.newEmulationClient = newEmulationClient;

@@ -98,7 +98,9 @@ impl Broker {
                     None => publish(),
                 })
             }
-            Broker::Redis(r) => r.publish(channel, &p, history, idempotency_key).await,
+            // Boxed: the Redis future is large, and the memory path must not
+            // carry (and copy) its size on every publication.
+            Broker::Redis(r) => Box::pin(r.publish(channel, &p, history, idempotency_key)).await,
         }
     }
 
@@ -113,7 +115,7 @@ impl Broker {
     ) -> Result<StreamTop, BrokerError> {
         match self {
             Broker::Memory(m) => Ok(m.top(channel)),
-            Broker::Redis(r) => r.top(channel, meta_ttl).await,
+            Broker::Redis(r) => Box::pin(r.top(channel, meta_ttl)).await,
         }
     }
 
@@ -129,7 +131,7 @@ impl Broker {
     ) -> Result<(Vec<Publication>, StreamTop), HistoryError> {
         match self {
             Broker::Memory(m) => m.history(channel, since, limit, reverse),
-            Broker::Redis(r) => r.history(channel, since, limit, reverse, meta_ttl).await,
+            Broker::Redis(r) => Box::pin(r.history(channel, since, limit, reverse, meta_ttl)).await,
         }
     }
 
@@ -140,7 +142,7 @@ impl Broker {
                 m.remove_history(channel);
                 Ok(())
             }
-            Broker::Redis(r) => r.remove_history(channel).await,
+            Broker::Redis(r) => Box::pin(r.remove_history(channel)).await,
         }
     }
 

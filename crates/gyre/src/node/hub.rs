@@ -262,12 +262,27 @@ impl Hub {
             if join_leave_only && !s.join_leave {
                 continue;
             }
-            let frame = frames.get(s.proto);
-            // Empty: this encoding cannot carry it (binary data, JSON client).
-            if frame.is_empty() {
-                continue;
-            }
-            s.handle.outbox.push_frame(frame.clone());
+            s.handle.outbox.push_frame(frames.get(s.proto).clone());
+            n += 1;
+        }
+        n
+    }
+
+    /// [`Hub::broadcast`] of a publication whose data is not JSON: only to
+    /// subscribers whose encoding carries bytes (protobuf). A separate loop
+    /// so the usual path pays nothing for the check.
+    pub fn broadcast_binary<F: Fn(ProtocolKind) -> Bytes>(
+        &self,
+        channel: &str,
+        frames: &PushFrames<F>,
+    ) -> usize {
+        let shard = self.channels[self.shard(channel)].read();
+        let Some(subs) = shard.get(channel) else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in subs.values().filter(|s| s.proto.is_binary()) {
+            s.handle.outbox.push_frame(frames.get(s.proto).clone());
             n += 1;
         }
         n

@@ -52,7 +52,13 @@ impl Node {
     /// Delivers a publication to this node's subscribers of `channel`.
     pub(crate) fn handle_publication(&self, channel: &str, p: &Publication) {
         let frames = PushFrames::new(|kind| kind.push(channel, Push::Pub(p)));
-        let n = self.hub.broadcast(channel, &frames, false);
+        // Data that is not JSON never goes to JSON clients (written raw it
+        // would break their frames, docs/transports.md).
+        let n = if p.data.is_json() {
+            self.hub.broadcast(channel, &frames, false)
+        } else {
+            self.hub.broadcast_binary(channel, &frames)
+        };
         crate::metrics::Metrics::add(&self.metrics.deliveries, n as u64);
     }
 

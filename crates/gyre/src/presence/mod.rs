@@ -31,7 +31,7 @@ impl Presence {
                 m.add(channel, info);
                 Ok(())
             }
-            Presence::Redis(r) => r.add(channel, info).await,
+            Presence::Redis(r) => Box::pin(r.add(channel, info)).await,
         }
     }
 
@@ -52,7 +52,7 @@ impl Presence {
     ) -> Result<BTreeMap<String, ClientInfo>, PresenceError> {
         match self {
             Presence::Memory(m) => Ok(m.presence(channel)),
-            Presence::Redis(r) => r.presence(channel).await,
+            Presence::Redis(r) => Box::pin(r.presence(channel)).await,
         }
     }
 
@@ -60,7 +60,7 @@ impl Presence {
     pub(crate) async fn stats(&self, channel: &str) -> Result<(u32, u32), PresenceError> {
         match self {
             Presence::Memory(m) => Ok(m.stats(channel)),
-            Presence::Redis(r) => r.stats(channel).await,
+            Presence::Redis(r) => Box::pin(r.stats(channel)).await,
         }
     }
 }

@@ -116,7 +116,13 @@ pub(crate) async fn run(ctx: &Ctx, a: FanoutArgs) -> Result<Report> {
                 let _permit = gate.acquire().await;
                 async {
                     let mut ws = dialer.dial(i).await?;
-                    client::connect_and_subscribe(&mut ws, &token, Some(&channel)).await?;
+                    client::connect_and_subscribe_as(
+                        &mut ws,
+                        dialer.proto(i),
+                        &token,
+                        Some(&channel),
+                    )
+                    .await?;
                     anyhow::Ok(ws)
                 }
                 .await
@@ -285,8 +291,15 @@ async fn receive(mut ws: Ws, mut stop: watch::Receiver<bool>, shared: &Shared, s
         tokio::select! {
             biased;
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                     let now = unix_nanos();
+                    // Protobuf frames are read as the same JSON lines (the
+                    // conversion is client-side work only).
+                    let (text, proto) = match m {
+                        Message::Binary(b) => (client::protobuf_lines(&b), client::Proto::Protobuf),
+                        Message::Text(t) => (t.as_str().to_string(), client::Proto::Json),
+                        _ => unreachable!("matched above"),
+                    };
                     let mut pings = 0;
                     for line in client::lines(&text) {
                         if client::is_ping(line) {
@@ -309,7 +322,7 @@ async fn receive(mut ws: Ws, mut stop: watch::Receiver<bool>, shared: &Shared, s
                     }
                     if pings > 0 {
                         shared.pings.fetch_add(pings as u64, Ordering::Relaxed);
-                        if client::pong(&mut ws, pings).await.is_err() {
+                        if client::pong_as(&mut ws, proto, pings).await.is_err() {
                             shared.ended.fetch_add(1, Ordering::Relaxed);
                             return;
                         }

@@ -168,7 +168,13 @@ async fn member(
         let _permit = gate.acquire().await;
         async {
             let mut ws = dialer.dial(index).await?;
-            client::connect_and_subscribe(&mut ws, &token, channel.as_deref()).await?;
+            client::connect_and_subscribe_as(
+                &mut ws,
+                dialer.proto(index),
+                &token,
+                channel.as_deref(),
+            )
+            .await?;
             anyhow::Ok(ws)
         }
         .await

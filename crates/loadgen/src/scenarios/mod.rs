@@ -45,7 +45,10 @@ impl Ctx {
 
     /// A dialer with the given read buffer size.
     pub(crate) fn dialer(&self, read_buffer: usize) -> Arc<Dialer> {
-        Arc::new(Dialer::new(&self.ws, self.common.source_ips, read_buffer))
+        Arc::new(
+            Dialer::new(&self.ws, self.common.source_ips, read_buffer)
+                .with_protobuf_every(self.common.protobuf_every),
+        )
     }
 
     /// An HTTP API client.
