@@ -11,6 +11,9 @@
 //! benches and the examples use; everything else is `pub(crate)`.
 
 #![warn(unreachable_pub)]
+// Deep async types (connection tasks over Redis-backed nodes) exceed the
+// default depth when the compiler proves they are `Send`.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod app;

@@ -25,18 +25,20 @@ fn options(node: &Node, channel: &str) -> Result<Arc<ChannelOptions>, ApiError> 
     })
 }
 
-fn payload(data: Option<Box<RawValue>>, b64data: &str) -> Result<crate::protocol::Raw, ApiError> {
+fn payload(
+    data: Option<Box<RawValue>>,
+    b64data: &str,
+) -> Result<crate::protocol::Payload, ApiError> {
     if !b64data.is_empty() {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64data)
             .map_err(|_| ApiError::bad_request())?;
-        // The JSON protocol embeds payloads as JSON: binary data must be valid JSON here.
-        let text = String::from_utf8(bytes).map_err(|_| ApiError::bad_request())?;
-        return RawValue::from_string(text)
-            .map(share)
-            .map_err(|_| ApiError::bad_request());
+        // JSON bytes reach every client; other bytes only protobuf clients
+        // (docs/transports.md "Mixed clients and binary data").
+        return Ok(crate::protocol::Payload::from_bytes(&bytes));
     }
-    data.map(share).ok_or_else(ApiError::bad_request)
+    data.map(|d| share(d).into())
+        .ok_or_else(ApiError::bad_request)
 }
 
 /// `publish` params.
@@ -54,7 +56,7 @@ pub(super) struct Publish {
 async fn publish_one(
     node: &Node,
     channel: &str,
-    data: crate::protocol::Raw,
+    data: crate::protocol::Payload,
     tags: &Option<BTreeMap<String, String>>,
     skip_history: bool,
     idempotency_key: &str,
@@ -64,7 +66,7 @@ async fn publish_one(
         .publish(
             channel,
             &opts,
-            data.into(),
+            data,
             None,
             tags.clone().map(Arc::new),
             skip_history,

@@ -325,7 +325,7 @@ impl Session {
                 } else {
                     0
                 },
-                session: self.session_id.clone(),
+                session: self.session_id.as_deref().unwrap_or_default().to_string(),
                 node: if self.transport.is_emulation() {
                     self.node.id().to_string()
                 } else {

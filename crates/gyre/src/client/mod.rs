@@ -111,8 +111,8 @@ pub struct Session {
     headers: HeaderMap,
     /// Session id of unidirectional and emulated connections (empty for
     /// WebSocket): in the connect result, and the key `/emulation` finds
-    /// the connection by.
-    session_id: String,
+    /// the connection by. Boxed: every WebSocket connection carries the field.
+    session_id: Option<Box<str>>,
 }
 
 /// The monotonic instant of a Unix time in seconds, with millisecond
@@ -176,13 +176,13 @@ impl Session {
             ping_outstanding: false,
             pong_deadline: None,
             headers,
-            session_id: String::new(),
+            session_id: None,
         }
     }
 
     /// Sets the session id of an emulated or unidirectional connection.
     pub fn set_session_id(&mut self, id: String) {
-        self.session_id = id;
+        self.session_id = Some(id.into_boxed_str());
     }
 
     /// The error of a failed connect on a unidirectional transport, which

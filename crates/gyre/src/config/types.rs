@@ -559,7 +559,7 @@ pub struct UniWebsocket {
     pub message_size_limit: usize,
     /// `disable_disconnect_push`: close with the close frame only.
     pub disable_disconnect_push: bool,
-    /// `join_push_messages`: accepted; every push is its own message in Gyre.
+    /// `join_push_messages`: accepted without effect: every push is its own message.
     pub join_push_messages: bool,
 }
 

@@ -4,6 +4,79 @@
 
 use super::{Config, ConfigError, StorageType};
 
+/// Every enabled endpoint's path starts with `/` and no two are the same
+/// (the router would refuse them at start with a panic, not a message).
+fn validate_paths(c: &Config) -> Result<(), ConfigError> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut add = |key: &str, path: String| -> Result<(), ConfigError> {
+        if !path.starts_with('/') {
+            return Err(ConfigError::invalid(key, "must start with \"/\""));
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == path) {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{path:?} is already the path of `{other}`"),
+            ));
+        }
+        seen.push((key.to_string(), path));
+        Ok(())
+    };
+    if !c.websocket.disabled {
+        add(
+            "websocket.handler_prefix",
+            c.websocket.handler_prefix.clone(),
+        )?;
+    }
+    for (key, on, e, name) in [
+        (
+            "http_stream.handler_prefix",
+            c.http_stream.enabled,
+            &c.http_stream,
+            "http_stream",
+        ),
+        ("sse.handler_prefix", c.sse.enabled, &c.sse, "sse"),
+        (
+            "uni_http_stream.handler_prefix",
+            c.uni_http_stream.enabled,
+            &c.uni_http_stream,
+            "uni_http_stream",
+        ),
+        (
+            "uni_sse.handler_prefix",
+            c.uni_sse.enabled,
+            &c.uni_sse,
+            "uni_sse",
+        ),
+    ] {
+        if on {
+            add(key, e.path(name))?;
+        }
+    }
+    if c.uni_websocket.enabled {
+        let p = &c.uni_websocket.handler_prefix;
+        add(
+            "uni_websocket.handler_prefix",
+            if p.is_empty() {
+                "/connection/uni_websocket".into()
+            } else {
+                p.clone()
+            },
+        )?;
+    }
+    if c.http_stream.enabled || c.sse.enabled {
+        let p = &c.emulation.handler_prefix;
+        add(
+            "emulation.handler_prefix",
+            if p.is_empty() {
+                "/emulation".into()
+            } else {
+                p.clone()
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// `engine.redis` must name where Redis is, completely.
 fn validate_engine_redis(section: &str, r: &super::Redis) -> Result<(), ConfigError> {
     if r.address.is_empty() && r.sentinel_address.is_empty() && r.cluster_address.is_empty() {
@@ -244,6 +317,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.engine.kind == super::EngineType::Redis {
         validate_engine_redis("engine.redis", &c.engine.redis)?;
     }
+    validate_paths(c)?;
     if c.client.presence_update_interval.0.is_zero() {
         return Err(ConfigError::invalid(
             "client.presence_update_interval",
@@ -383,6 +457,14 @@ mod tests {
                 .contains("client.pong_timeout")
         );
         assert!(err(json!({"log": {"level": "loud"}})).contains("log.level"));
+        assert!(
+            err(json!({"sse": {"enabled": true, "handler_prefix": "sse"}}))
+                .contains("sse.handler_prefix")
+        );
+        assert!(
+            err(json!({"sse": {"enabled": true, "handler_prefix": "/connection/websocket"}}))
+                .contains("already the path of `websocket.handler_prefix`")
+        );
         assert!(
             err(json!({"engine": {"type": "redis", "redis": {"address": []}}}))
                 .contains("engine.redis.address")

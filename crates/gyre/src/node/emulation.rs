@@ -87,9 +87,9 @@ impl Node {
                 Err(_) => return Err(CODE_BAD_REQUEST),
             }
         };
-        // A full queue means the connection is not keeping up: refused,
-        // the SDK sees a failed request.
-        tx.try_send(data).map_err(|_| CODE_BAD_REQUEST)
+        // A full queue means the connection is not keeping up: refused
+        // like a session that is gone (500), on this node or another.
+        tx.try_send(data).map_err(|_| CODE_NO_SESSION)
     }
 
     /// Handles one `/emulation` request.

@@ -2,9 +2,10 @@
 //! results and pushes the server answers, and the encodings that carry
 //! them. The session works with the types here and never with an encoding:
 //! a [`ProtocolKind`] decodes a frame into [`Command`]s and encodes typed
-//! [`Reply`]s and [`Push`]es. Only JSON exists so far (`json.rs`: newline-
-//! delimited JSON in text frames); the protobuf flavour will be a second
-//! kind. Payloads (`data`, `info`) stay raw from decode to encode: Gyre
+//! [`Reply`]s and [`Push`]es: JSON (`json.rs`: newline-delimited JSON in
+//! text frames, and bare pushes for unidirectional transports) and
+//! protobuf (`protobuf.rs`: length-delimited messages in binary frames).
+//! Payloads (`data`, `info`) stay as received from decode to encode: Gyre
 //! never parses application data.
 
 mod json;
@@ -26,7 +27,7 @@ pub type Raw = Arc<RawValue>;
 /// are not JSON (from a protobuf client). Protobuf clients get the bytes
 /// as they were sent either way. JSON clients never get a `Binary`
 /// publication: writing it raw would break their frames (Centrifugo writes
-/// it raw; docs/protocol-formats.md "Mixed clients" says why Gyre skips it).
+/// it raw; docs/transports.md "Mixed clients and binary data" says why Gyre skips it).
 #[derive(Debug, Clone)]
 pub enum Payload {
     /// Valid JSON.

@@ -255,7 +255,8 @@ fn command(c: pb::Command) -> Command {
         publish: c.publish.map(|r| {
             Box::new(PublishRequest {
                 channel: r.channel,
-                data: Some(Payload::from_bytes(&r.data)),
+                // No data is a bad request, as a JSON publish without `data`.
+                data: (!r.data.is_empty()).then(|| Payload::from_bytes(&r.data)),
             })
         }),
         presence: c

@@ -7,7 +7,7 @@
 //! that cannot be read, 404 for a node not in the cluster, 500 when the
 //! session is gone or its node does not answer (Centrifugo's statuses).
 
-use super::stream::{preflight, read_body};
+use super::stream::{cors, preflight, read_body, with_cors};
 use crate::node::{EmulationError, Node};
 use crate::pb::client as pb;
 use axum::extract::{Request, State};
@@ -45,10 +45,14 @@ pub(crate) fn decode(body: &[u8], protobuf: bool) -> Option<pb::EmulationRequest
 
 pub(crate) async fn handler(State(node): State<Arc<Node>>, req: Request) -> Response {
     match *req.method() {
-        Method::OPTIONS => return preflight(),
+        Method::OPTIONS => return preflight(&node, req.headers()),
         Method::POST => {}
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
+    let origin = match cors(&node, req.headers()) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let protobuf = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -57,19 +61,20 @@ pub(crate) async fn handler(State(node): State<Arc<Node>>, req: Request) -> Resp
         0 => 65536,
         n => n,
     };
-    let body = match read_body(req.into_body(), limit).await {
+    let body = match read_body(&node, req.into_body(), limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return with_cors(r, origin),
     };
-    let Some(er) = decode(&body, protobuf) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let status = match decode(&body, protobuf) {
+        None => StatusCode::BAD_REQUEST,
+        Some(er) => match node.emulate(er).await {
+            Ok(()) => StatusCode::NO_CONTENT,
+            Err(EmulationError::BadRequest) => StatusCode::BAD_REQUEST,
+            Err(EmulationError::NodeNotFound) => StatusCode::NOT_FOUND,
+            Err(EmulationError::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
     };
-    match node.emulate(er).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(EmulationError::BadRequest) => StatusCode::BAD_REQUEST.into_response(),
-        Err(EmulationError::NodeNotFound) => StatusCode::NOT_FOUND.into_response(),
-        Err(EmulationError::Failed) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    with_cors(status.into_response(), origin)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Transports: HTTP connection serving with its limits, the connection task
 //! that drives a session over any bidirectional transport (`conn.rs`), and
-//! the transports themselves (WebSocket so far).
+//! the transports themselves (WebSocket, the
+//! unidirectional ones, and the SSE/HTTP-streaming emulation).
 //!
 //! A transport is three operations ([`Transport`]): read the next inbound
 //! frame, write a batch of encoded frames, close with a disconnect. The

@@ -188,21 +188,69 @@ fn stream_response(rx: mpsc::Receiver<Bytes>, content_type: &'static str) -> Res
     r
 }
 
-/// A browser's CORS preflight (centrifuge answers them on the POST endpoints).
-pub(crate) fn preflight() -> Response {
+/// Centrifugo's CORS rule for the HTTP transports: a request without an
+/// `Origin` gets no CORS headers; an `Origin` that `client.allowed_origins`
+/// allows is echoed back (with credentials, as browsers send cookies); any
+/// other is refused with 403, as the WebSocket upgrade is.
+pub(crate) fn cors(node: &Node, headers: &HeaderMap) -> Result<Option<HeaderValue>, StatusCode> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    let allowed = origin
+        .to_str()
+        .ok()
+        .is_some_and(|o| super::ws::origin_allowed(&node.cfg().client.allowed_origins, Some(o)));
+    if allowed {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(StatusCode::FORBIDDEN)
+    }
+}
+
+/// Adds the CORS headers of an allowed origin to a response.
+pub(crate) fn with_cors(mut r: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(o) = origin {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    r
+}
+
+/// A browser's CORS preflight (centrifuge answers them on these endpoints).
+pub(crate) fn preflight(node: &Node, headers: &HeaderMap) -> Response {
+    let origin = match cors(node, headers) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
         .insert("Access-Control-Max-Age", HeaderValue::from_static("300"));
     r.headers_mut().insert(
         "Access-Control-Allow-Methods",
-        HeaderValue::from_static("POST, OPTIONS"),
+        HeaderValue::from_static("GET, POST, OPTIONS"),
     );
-    r
+    if let Some(h) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        r.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
+    }
+    with_cors(r, origin)
 }
 
-/// Reads a request body of at most `limit` bytes: 413 when larger.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    match axum::body::to_bytes(body, limit).await {
+/// Reads a request body of at most `limit` bytes within
+/// `http_server.read_timeout`: 413 when larger, 408 when it does not
+/// arrive in time (a stalled body must not hold the request open).
+pub(crate) async fn read_body(node: &Node, body: Body, limit: usize) -> Result<Bytes, Response> {
+    let read = axum::body::to_bytes(body, limit);
+    let r = match tokio::time::timeout(node.cfg().http_server.read_timeout.0, read).await {
+        Ok(r) => r,
+        Err(_) => return Err(StatusCode::REQUEST_TIMEOUT.into_response()),
+    };
+    match r {
         Ok(b) => Ok(b),
         Err(e) => {
             let too_large = std::error::Error::source(&e)
@@ -315,19 +363,23 @@ fn start<K: StreamKind>(
 /// `Content-Type: application/octet-stream`).
 pub(crate) async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
     match *req.method() {
-        Method::OPTIONS => return preflight(),
+        Method::OPTIONS => return preflight(&node, req.headers()),
         Method::POST => {}
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
+    let origin = match cors(&node, req.headers()) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let protobuf = req
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v == "application/octet-stream");
     let headers = req.headers().clone();
     let limit = node.cfg().http_stream.body_limit();
-    let body = match read_body(req.into_body(), limit).await {
+    let body = match read_body(&node, req.into_body(), limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return with_cors(r, origin),
     };
     let (proto, framing, ct) = if protobuf {
         (
@@ -342,12 +394,22 @@ pub(crate) async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> 
             "text/plain; charset=utf-8",
         )
     };
-    start::<HttpStream>(node, headers, body, proto, framing, ct, false)
+    with_cors(
+        start::<HttpStream>(node, headers, body, proto, framing, ct, false),
+        origin,
+    )
 }
 
 /// `GET /connection/sse?cf_connect=<command JSON>` (or `POST` with it as
 /// the body): bidirectional emulation over SSE, JSON only.
 pub(crate) async fn sse(State(node): State<Arc<Node>>, req: Request) -> Response {
+    if req.method() == Method::OPTIONS {
+        return preflight(&node, req.headers());
+    }
+    let origin = match cors(&node, req.headers()) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let headers = req.headers().clone();
     let first = match *req.method() {
         Method::GET => match query_param(&req, "cf_connect") {
@@ -356,77 +418,97 @@ pub(crate) async fn sse(State(node): State<Arc<Node>>, req: Request) -> Response
         },
         Method::POST => {
             let limit = node.cfg().sse.body_limit();
-            match read_body(req.into_body(), limit).await {
+            match read_body(&node, req.into_body(), limit).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(r) => return with_cors(r, origin),
             }
         }
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
-    start::<Sse>(
-        node,
-        headers,
-        first,
-        ProtocolKind::Json,
-        Framing::Sse,
-        "text/event-stream; charset=utf-8",
-        true,
+    with_cors(
+        start::<Sse>(
+            node,
+            headers,
+            first,
+            ProtocolKind::Json,
+            Framing::Sse,
+            "text/event-stream; charset=utf-8",
+            true,
+        ),
+        origin,
     )
 }
 
 /// `POST /connection/uni_http_stream` with a `ConnectRequest` JSON body.
 pub(crate) async fn uni_http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
     match *req.method() {
-        Method::OPTIONS => return preflight(),
+        Method::OPTIONS => return preflight(&node, req.headers()),
         Method::POST => {}
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
+    let origin = match cors(&node, req.headers()) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let headers = req.headers().clone();
     let limit = node.cfg().uni_http_stream.body_limit();
-    let body = match read_body(req.into_body(), limit).await {
+    let body = match read_body(&node, req.into_body(), limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return with_cors(r, origin),
     };
     let Some(first) = uni_connect_frame(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        return with_cors(StatusCode::BAD_REQUEST.into_response(), origin);
     };
-    start::<UniHttpStream>(
-        node,
-        headers,
-        first,
-        ProtocolKind::UniJson,
-        Framing::Lines,
-        "text/plain; charset=utf-8",
-        false,
+    with_cors(
+        start::<UniHttpStream>(
+            node,
+            headers,
+            first,
+            ProtocolKind::UniJson,
+            Framing::Lines,
+            "text/plain; charset=utf-8",
+            false,
+        ),
+        origin,
     )
 }
 
 /// `GET /connection/uni_sse?cf_connect=<ConnectRequest JSON>` (or `POST`
 /// with it as the body).
 pub(crate) async fn uni_sse(State(node): State<Arc<Node>>, req: Request) -> Response {
+    if req.method() == Method::OPTIONS {
+        return preflight(&node, req.headers());
+    }
+    let origin = match cors(&node, req.headers()) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
     let headers = req.headers().clone();
     let raw = match *req.method() {
         Method::GET => Bytes::from(query_param(&req, "cf_connect").unwrap_or_default()),
         Method::POST => {
             let limit = node.cfg().uni_sse.body_limit();
-            match read_body(req.into_body(), limit).await {
+            match read_body(&node, req.into_body(), limit).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(r) => return with_cors(r, origin),
             }
         }
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
     let Some(first) = uni_connect_frame(&raw) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        return with_cors(StatusCode::BAD_REQUEST.into_response(), origin);
     };
-    start::<UniSse>(
-        node,
-        headers,
-        first,
-        ProtocolKind::UniJson,
-        Framing::Sse,
-        "text/event-stream; charset=utf-8",
-        true,
+    with_cors(
+        start::<UniSse>(
+            node,
+            headers,
+            first,
+            ProtocolKind::UniJson,
+            Framing::Sse,
+            "text/event-stream; charset=utf-8",
+            true,
+        ),
+        origin,
     )
 }
 

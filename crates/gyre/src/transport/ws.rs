@@ -246,6 +246,15 @@ impl Transport for WsTransport {
     }
 
     async fn send(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ()> {
+        if self.uni.is_some() {
+            // Unidirectional: one push per message (Centrifugo joins them
+            // only with `join_push_messages`; Gyre never does).
+            for f in frames.drain(..) {
+                let text = Utf8Bytes::try_from(f).map_err(|_| ())?;
+                send_within(&mut self.socket, Message::Text(text), self.write_timeout).await?;
+            }
+            return Ok(());
+        }
         send_batch(&mut self.socket, frames, self.write_timeout, self.binary).await
     }
 

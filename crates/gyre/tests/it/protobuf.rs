@@ -396,6 +396,11 @@ async fn malformed_protobuf_frames_close_with_3501() {
             "{bad:?}"
         );
     }
+    // A publish without data is a bad request, as in JSON.
+    let (mut c, _) = Pb::connected(&s, &token(json!({"sub": "e"}))).await;
+    c.send(&[subscribe(2, "chat:a"), publish(3, "chat:a", b"")])
+        .await;
+    assert_eq!(c.expect_close().await, (3501, "bad request".into()));
     // Random frames after connect: a close code or replies, never a crash.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..40 {

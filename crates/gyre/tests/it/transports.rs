@@ -449,3 +449,59 @@ async fn emulation_request_is_routed_to_the_node_holding_the_session() {
     b.shutdown().await;
     cl.cleanup().await;
 }
+
+#[tokio::test]
+async fn http_transports_answer_cors_as_centrifugo() {
+    let mut cfg = enabled();
+    cfg["client"]["allowed_origins"] = json!(["https://app.example.com"]);
+    let s = server(cfg).await;
+    let c = reqwest::Client::new();
+    // Preflight from an allowed origin: 204, the origin echoed.
+    let r = c
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{}/emulation", s.addr),
+        )
+        .header("Origin", "https://app.example.com")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(r.headers()["access-control-allow-headers"], "content-type");
+    // A stream from an allowed origin carries the header.
+    let r = c
+        .post(format!("http://{}/connection/uni_http_stream", s.addr))
+        .header("Origin", "https://app.example.com")
+        .body(json!({"token": token(json!({"sub": "c1"}))}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    drop(r);
+    // Any other origin: 403, on every HTTP transport.
+    for path in [
+        "/emulation",
+        "/connection/http_stream",
+        "/connection/uni_http_stream",
+        "/connection/sse?cf_connect=%7B%7D",
+        "/connection/uni_sse",
+    ] {
+        let r = c
+            .post(format!("http://{}{path}", s.addr))
+            .header("Origin", "https://evil.example.com")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+}
