@@ -21,6 +21,9 @@ need cargo "install the Rust toolchain (rustup), 1.95 or newer"
 need node "install Node.js 20+ with npm (e.g. apt-get install nodejs npm)"
 need npm "install npm (e.g. apt-get install npm)"
 need python3 "install Python 3.10+ with venv (e.g. apt-get install python3 python3-venv)"
+# The cluster tests start their own Redis processes (shards, a Redis Cluster, restarts).
+need redis-server "install Redis 7 (e.g. apt-get install redis-server): the cluster tests start private redis-server processes"
+need redis-cli "install Redis 7's redis-cli (apt-get install redis-tools): the Redis Cluster test creates its cluster with it"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "scripts/test.sh: $*" >&2; exit 1; }

@@ -295,6 +295,7 @@ impl Shard {
             Ok(c) => c,
             Err(e) => return e,
         };
+        let connected_to = client.get_connection_info().addr().to_string();
         let ps = match tokio::time::timeout(
             self.connect_timeout + self.io_timeout,
             client.get_async_pubsub(),
@@ -367,6 +368,18 @@ impl Shard {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return e.to_string(),
                     Err(_) => return "ping timed out".to_string(),
+                }
+                // Under Sentinel, a failover leaves this connection on a
+                // server that is now a replica (publications made on the
+                // new master reach it late, or not at all): move over.
+                if matches!(self.target, Target::Sentinel { .. })
+                    && let Ok(c) = self
+                        .target
+                        .client(self.connect_timeout + self.io_timeout)
+                        .await
+                    && c.get_connection_info().addr().to_string() != connected_to
+                {
+                    return "the Sentinel names another master".to_string();
                 }
             }
         };

@@ -102,6 +102,14 @@ fn validate_engine_redis(section: &str, r: &super::Redis) -> Result<(), ConfigEr
             ));
         }
     }
+    if r.tls.enabled && (!r.sentinel_address.is_empty() || !r.cluster_address.is_empty()) {
+        // Refused rather than silently connecting without TLS.
+        return Err(ConfigError::invalid(
+            &format!("{section}.tls.enabled"),
+            "TLS is supported with `address` (one Redis per shard, or rediss:// URLs); \
+             not yet through Sentinel or to a Redis Cluster",
+        ));
+    }
     if r.presence_ttl.0.is_zero() {
         return Err(ConfigError::invalid(
             &format!("{section}.presence_ttl"),

@@ -80,6 +80,30 @@ pub(crate) async fn handler(State(node): State<Arc<Node>>, req: Request) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any body, either form: a request or `None` (400), never a panic.
+        #[test]
+        fn any_body_decodes_or_fails_cleanly(
+            b in proptest::collection::vec(any::<u8>(), 0..200),
+            protobuf in any::<bool>(),
+        ) {
+            let _ = decode(&b, protobuf);
+        }
+
+        /// JSON bodies with any strings round-trip their fields.
+        #[test]
+        fn json_fields_are_kept(node in ".{0,20}", session in ".{0,20}", data in ".{0,40}") {
+            let body = serde_json::json!({"node": node, "session": session, "data": data}).to_string();
+            let r = decode(body.as_bytes(), false).unwrap();
+            prop_assert_eq!(r.node, node);
+            prop_assert_eq!(r.session, session);
+            prop_assert_eq!(serde_json::from_slice::<String>(&r.data).unwrap(), data);
+        }
+    }
 
     #[test]
     fn both_body_forms_decode() {

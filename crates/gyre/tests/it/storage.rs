@@ -723,3 +723,86 @@ async fn storage_over_tls_to_redis() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The Redis engine through Sentinel (issue 10): publications cross nodes
+/// before and after a failover; the nodes follow the new master by
+/// themselves.
+#[tokio::test]
+async fn engine_through_sentinel_follows_a_failover() {
+    let master = OwnRedis::start("", false).await;
+    let replica = OwnRedis::start(&format!("replicaof 127.0.0.1 {}", master.port), false).await;
+    let sentinel = OwnRedis::start(
+        &format!(
+            "sentinel monitor gyreengine 127.0.0.1 {} 1\nsentinel down-after-milliseconds gyreengine 1000\nsentinel failover-timeout gyreengine 5000",
+            master.port
+        ),
+        true,
+    )
+    .await;
+    let cfg = json!({"engine": {"type": "redis", "redis": {
+        "sentinel_address": [format!("127.0.0.1:{}", sentinel.port)],
+        "sentinel_master_name": "gyreengine", "prefix": "gyretest_engine",
+        "connect_timeout": "500ms", "io_timeout": "1s"}}});
+    let (a, b) = (server(cfg.clone()).await, server(cfg).await);
+    let (mut ws, _) = Ws::connected(&b, &token(json!({"sub": "s1"}))).await;
+    ws.subscribe(2, "chat:sentinel").await;
+    let api = Api::new(&a);
+    api.call("publish", json!({"channel": "chat:sentinel", "data": 1}))
+        .await;
+    assert_eq!(ws.recv().await["push"]["pub"]["data"], 1);
+    // Fail over and demote the old master (as Sentinel does a little later).
+    eventually("the replica knows the master", async || {
+        sentinel
+            .query::<String>(&["SENTINEL", "FAILOVER", "gyreengine"])
+            .await
+            .is_ok()
+    })
+    .await;
+    let role = async |r: &OwnRedis| -> Option<Vec<u8>> {
+        match r.query::<Vec<redis::Value>>(&["ROLE"]).await.ok()?.first() {
+            Some(redis::Value::BulkString(b)) => Some(b.clone()),
+            _ => None,
+        }
+    };
+    eventually("the replica is master", async || {
+        role(&replica).await.as_deref() == Some(b"master")
+    })
+    .await;
+    let _: String = master
+        .query(&["REPLICAOF", "127.0.0.1", &replica.port.to_string()])
+        .await
+        .unwrap();
+    // Publications through A reach a subscriber on B again (a fresh one:
+    // the old may have been told to recover meanwhile).
+    let (mut fresh, _) = Ws::connected(&b, &token(json!({"sub": "s2"}))).await;
+    eventually("subscribe through the new master", async || {
+        fresh
+            .send_json(json!({"id": 2, "subscribe": {"channel": "chat:after"}}))
+            .await;
+        fresh.recv().await.get("error").is_none()
+    })
+    .await;
+    // The nodes move their PUB/SUB to the new master within a PING period
+    // (2 s); until then a publication may not reach B: publish until one does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    'outer: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publication after the failover"
+        );
+        let _ = api
+            .raw(
+                "publish",
+                &json!({"channel": "chat:after", "data": 2}).to_string(),
+                &[("X-API-Key", KEY)],
+            )
+            .await;
+        while let Some(Event::Frame(m)) = fresh.next(Duration::from_millis(300)).await {
+            if m["push"]["pub"]["data"] == 2 {
+                break 'outer;
+            }
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
