@@ -261,29 +261,38 @@ impl Node {
     /// id → the API's description of the connection.
     pub async fn connections(&self, user: &str) -> Result<ConnectionItems, NodeError> {
         let mut out = self.local_connection_items(user);
-        let (answers, complete) = self
-            .survey(
-                control::OP_CONNECTIONS,
-                user.as_bytes().to_vec(),
-                control::SURVEY_TIMEOUT,
-            )
-            .await?;
-        if !complete {
-            return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
-                "not every node answered".into(),
-            )));
-        }
-        for (_, r) in answers {
-            if r.code != 0 {
-                return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
-                    format!("a node answered code {}", r.code),
-                )));
-            }
-            if let Ok(items) = serde_json::from_slice::<ConnectionItems>(&r.data) {
+        for data in self
+            .survey_every_node(control::OP_CONNECTIONS, user.as_bytes().to_vec())
+            .await?
+        {
+            if let Ok(items) = serde_json::from_slice::<ConnectionItems>(&data) {
                 out.extend(items);
             }
         }
         Ok(out)
+    }
+
+    /// Asks every other node `op` and returns their answers' data; fails
+    /// (100) when a node does not answer within the survey timeout or
+    /// answers with an error code, as Centrifugo's cluster-wide reads do.
+    async fn survey_every_node(
+        &self,
+        op: &str,
+        data: Vec<u8>,
+    ) -> Result<Vec<bytes::Bytes>, NodeError> {
+        let unavailable =
+            |why: String| NodeError::Broker(crate::broker::BrokerError::Unavailable(why));
+        let (answers, complete) = self.survey(op, data, control::SURVEY_TIMEOUT).await?;
+        if !complete {
+            return Err(unavailable("not every node answered".into()));
+        }
+        answers
+            .into_iter()
+            .map(|(_, r)| match r.code {
+                0 => Ok(r.data),
+                code => Err(unavailable(format!("a node answered code {code}"))),
+            })
+            .collect()
     }
 
     /// This node's connections of `user`, described for the API.
@@ -314,25 +323,11 @@ impl Node {
         let req = pb::ChannelsRequest {
             pattern: pattern.to_string(),
         };
-        let (answers, complete) = self
-            .survey(
-                control::OP_CHANNELS,
-                req.encode_to_vec(),
-                control::SURVEY_TIMEOUT,
-            )
-            .await?;
-        if !complete {
-            return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
-                "not every node answered".into(),
-            )));
-        }
-        for (_, r) in answers {
-            if r.code != 0 {
-                return Err(NodeError::Broker(crate::broker::BrokerError::Unavailable(
-                    format!("a node answered code {}", r.code),
-                )));
-            }
-            if let Ok(res) = pb::ChannelsResult::decode(r.data.as_ref()) {
+        for data in self
+            .survey_every_node(control::OP_CHANNELS, req.encode_to_vec())
+            .await?
+        {
+            if let Ok(res) = pb::ChannelsResult::decode(data.as_ref()) {
                 for (ch, info) in res.channels {
                     *out.entry(ch).or_default() += info.num_clients as usize;
                 }

@@ -7,11 +7,11 @@
 //! that cannot be read, 404 for a node not in the cluster, 500 when the
 //! session is gone or its node does not answer (Centrifugo's statuses).
 
-use super::stream::{cors, preflight, read_body, with_cors};
+use super::stream::{accept, with_cors};
 use crate::node::{EmulationError, Node};
 use crate::pb::client as pb;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 use std::sync::Arc;
@@ -44,28 +44,15 @@ pub(crate) fn decode(body: &[u8], protobuf: bool) -> Option<pb::EmulationRequest
 }
 
 pub(crate) async fn handler(State(node): State<Arc<Node>>, req: Request) -> Response {
-    match *req.method() {
-        Method::OPTIONS => return preflight(&node, req.headers()),
-        Method::POST => {}
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    }
-    let origin = match cors(&node, req.headers()) {
-        Ok(o) => o,
-        Err(r) => return r.into_response(),
-    };
-    let protobuf = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == "application/octet-stream");
     let limit = match node.cfg().emulation.max_request_body_size {
         0 => 65536,
         n => n,
     };
-    let body = match read_body(&node, req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(r) => return with_cors(r, origin),
+    let i = match accept(&node, req, limit, false).await {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    let status = match decode(&body, protobuf) {
+    let status = match decode(&i.data, i.protobuf) {
         None => StatusCode::BAD_REQUEST,
         Some(er) => match node.emulate(er).await {
             Ok(()) => StatusCode::NO_CONTENT,
@@ -74,7 +61,7 @@ pub(crate) async fn handler(State(node): State<Arc<Node>>, req: Request) -> Resp
             Err(EmulationError::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
         },
     };
-    with_cors(status.into_response(), origin)
+    with_cors(status.into_response(), i.origin)
 }
 
 #[cfg(test)]

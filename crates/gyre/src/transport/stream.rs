@@ -358,30 +358,64 @@ fn start<K: StreamKind>(
     stream_response(rx, content_type)
 }
 
+/// A request to one of the HTTP transports once it is accepted.
+pub(crate) struct Incoming {
+    /// The allowed `Origin` to echo (CORS), if the request had one.
+    pub(crate) origin: Option<HeaderValue>,
+    /// The request headers (for proxies).
+    pub(crate) headers: HeaderMap,
+    /// `Content-Type: application/octet-stream`: protobuf.
+    pub(crate) protobuf: bool,
+    /// The POST body, or with `get` the `cf_connect` query value.
+    pub(crate) data: Bytes,
+}
+
+/// The checks every HTTP transport makes first: `OPTIONS` is a CORS
+/// preflight, the method must be `POST` (or `GET` when `get`, the connect
+/// request then in `cf_connect`), the `Origin` allowed, the body within
+/// `limit` and `http_server.read_timeout`. `Err` is the answer to send.
+pub(crate) async fn accept(
+    node: &Node,
+    req: Request,
+    limit: usize,
+    get: bool,
+) -> Result<Incoming, Response> {
+    match *req.method() {
+        Method::OPTIONS => return Err(preflight(node, req.headers())),
+        Method::POST => {}
+        Method::GET if get => {}
+        _ => return Err(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
+    let origin = cors(node, req.headers()).map_err(IntoResponse::into_response)?;
+    let headers = req.headers().clone();
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/octet-stream");
+    let data = if req.method() == Method::GET {
+        Bytes::from(query_param(&req, "cf_connect").unwrap_or_default())
+    } else {
+        read_body(node, req.into_body(), limit)
+            .await
+            .map_err(|r| with_cors(r, origin.clone()))?
+    };
+    Ok(Incoming {
+        origin,
+        headers,
+        protobuf,
+        data,
+    })
+}
+
 /// `POST /connection/http_stream`: bidirectional emulation; the body holds
 /// the first commands (JSON lines, or protobuf with
 /// `Content-Type: application/octet-stream`).
 pub(crate) async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
-    match *req.method() {
-        Method::OPTIONS => return preflight(&node, req.headers()),
-        Method::POST => {}
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    }
-    let origin = match cors(&node, req.headers()) {
-        Ok(o) => o,
-        Err(r) => return r.into_response(),
-    };
-    let protobuf = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == "application/octet-stream");
-    let headers = req.headers().clone();
     let limit = node.cfg().http_stream.body_limit();
-    let body = match read_body(&node, req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(r) => return with_cors(r, origin),
+    let i = match accept(&node, req, limit, false).await {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    let (proto, framing, ct) = if protobuf {
+    let (proto, framing, ct) = if i.protobuf {
         (
             ProtocolKind::Protobuf,
             Framing::Protobuf,
@@ -394,122 +428,76 @@ pub(crate) async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> 
             "text/plain; charset=utf-8",
         )
     };
-    with_cors(
-        start::<HttpStream>(node, headers, body, proto, framing, ct, false),
-        origin,
-    )
+    let r = start::<HttpStream>(node, i.headers, i.data, proto, framing, ct, false);
+    with_cors(r, i.origin)
 }
 
 /// `GET /connection/sse?cf_connect=<command JSON>` (or `POST` with it as
 /// the body): bidirectional emulation over SSE, JSON only.
 pub(crate) async fn sse(State(node): State<Arc<Node>>, req: Request) -> Response {
-    if req.method() == Method::OPTIONS {
-        return preflight(&node, req.headers());
+    let limit = node.cfg().sse.body_limit();
+    let i = match accept(&node, req, limit, true).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    if i.data.is_empty() {
+        return with_cors(StatusCode::BAD_REQUEST.into_response(), i.origin);
     }
-    let origin = match cors(&node, req.headers()) {
-        Ok(o) => o,
-        Err(r) => return r.into_response(),
-    };
-    let headers = req.headers().clone();
-    let first = match *req.method() {
-        Method::GET => match query_param(&req, "cf_connect") {
-            Some(c) if !c.is_empty() => Bytes::from(c),
-            _ => return StatusCode::BAD_REQUEST.into_response(),
-        },
-        Method::POST => {
-            let limit = node.cfg().sse.body_limit();
-            match read_body(&node, req.into_body(), limit).await {
-                Ok(b) => b,
-                Err(r) => return with_cors(r, origin),
-            }
-        }
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    };
-    with_cors(
-        start::<Sse>(
-            node,
-            headers,
-            first,
-            ProtocolKind::Json,
-            Framing::Sse,
-            "text/event-stream; charset=utf-8",
-            true,
-        ),
-        origin,
-    )
+    let r = start::<Sse>(
+        node,
+        i.headers,
+        i.data,
+        ProtocolKind::Json,
+        Framing::Sse,
+        "text/event-stream; charset=utf-8",
+        true,
+    );
+    with_cors(r, i.origin)
 }
 
 /// `POST /connection/uni_http_stream` with a `ConnectRequest` JSON body.
 pub(crate) async fn uni_http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
-    match *req.method() {
-        Method::OPTIONS => return preflight(&node, req.headers()),
-        Method::POST => {}
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    }
-    let origin = match cors(&node, req.headers()) {
-        Ok(o) => o,
-        Err(r) => return r.into_response(),
-    };
-    let headers = req.headers().clone();
     let limit = node.cfg().uni_http_stream.body_limit();
-    let body = match read_body(&node, req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(r) => return with_cors(r, origin),
+    let i = match accept(&node, req, limit, false).await {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    let Some(first) = uni_connect_frame(&body) else {
-        return with_cors(StatusCode::BAD_REQUEST.into_response(), origin);
+    let Some(first) = uni_connect_frame(&i.data) else {
+        return with_cors(StatusCode::BAD_REQUEST.into_response(), i.origin);
     };
-    with_cors(
-        start::<UniHttpStream>(
-            node,
-            headers,
-            first,
-            ProtocolKind::UniJson,
-            Framing::Lines,
-            "text/plain; charset=utf-8",
-            false,
-        ),
-        origin,
-    )
+    let r = start::<UniHttpStream>(
+        node,
+        i.headers,
+        first,
+        ProtocolKind::UniJson,
+        Framing::Lines,
+        "text/plain; charset=utf-8",
+        false,
+    );
+    with_cors(r, i.origin)
 }
 
 /// `GET /connection/uni_sse?cf_connect=<ConnectRequest JSON>` (or `POST`
 /// with it as the body).
 pub(crate) async fn uni_sse(State(node): State<Arc<Node>>, req: Request) -> Response {
-    if req.method() == Method::OPTIONS {
-        return preflight(&node, req.headers());
-    }
-    let origin = match cors(&node, req.headers()) {
-        Ok(o) => o,
-        Err(r) => return r.into_response(),
+    let limit = node.cfg().uni_sse.body_limit();
+    let i = match accept(&node, req, limit, true).await {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    let headers = req.headers().clone();
-    let raw = match *req.method() {
-        Method::GET => Bytes::from(query_param(&req, "cf_connect").unwrap_or_default()),
-        Method::POST => {
-            let limit = node.cfg().uni_sse.body_limit();
-            match read_body(&node, req.into_body(), limit).await {
-                Ok(b) => b,
-                Err(r) => return with_cors(r, origin),
-            }
-        }
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    let Some(first) = uni_connect_frame(&i.data) else {
+        return with_cors(StatusCode::BAD_REQUEST.into_response(), i.origin);
     };
-    let Some(first) = uni_connect_frame(&raw) else {
-        return with_cors(StatusCode::BAD_REQUEST.into_response(), origin);
-    };
-    with_cors(
-        start::<UniSse>(
-            node,
-            headers,
-            first,
-            ProtocolKind::UniJson,
-            Framing::Sse,
-            "text/event-stream; charset=utf-8",
-            true,
-        ),
-        origin,
-    )
+    let r = start::<UniSse>(
+        node,
+        i.headers,
+        first,
+        ProtocolKind::UniJson,
+        Framing::Sse,
+        "text/event-stream; charset=utf-8",
+        true,
+    );
+    with_cors(r, i.origin)
 }
 
 #[cfg(test)]
