@@ -300,37 +300,7 @@ async fn redis_storage_conforms() {
     })))
     .await;
     run(&node, "conformance").await;
-    // The same entries are in Redis, for the next node to load.
-    // What is left (a block, invalidations; the revocation was undone) is
-    // in the store, for the next node to load. The block `run` leaves
-    // expires a second after it is made (a loaded machine may pass that):
-    // one that never expires makes the check independent of the clock.
-    node.protect(change(
-        crate::protect::change::now_ms(),
-        Op::Block {
-            user: "erin".into(),
-            expire_at: 0,
-            reason: None,
-        },
-    ))
-    .await
-    .unwrap();
-    for kind in [
-        crate::protect::Kind::Block,
-        crate::protect::Kind::Invalidate,
-    ] {
-        let loaded = node.stores.get(kind).load(kind).await.unwrap();
-        assert!(!loaded.is_empty(), "{kind:?} entries stored");
-    }
-    let revoke = crate::protect::Kind::Revoke;
-    assert!(
-        node.stores
-            .get(revoke)
-            .load(revoke)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    what_is_left_is_stored(&node).await;
     expired_entries_are_deleted(&node).await;
     services::drop_redis_prefix(&prefix).await;
 }
@@ -346,10 +316,17 @@ async fn postgres_storage_conforms() {
     );
     let node = storage_node(cfg).await;
     run(&node, "conformance").await;
-    // What is left (a block, invalidations; the revocation was undone) is
-    // in the store, for the next node to load. The block `run` leaves
-    // expires a second after it is made (a loaded machine may pass that):
-    // one that never expires makes the check independent of the clock.
+    what_is_left_is_stored(&node).await;
+    expired_entries_are_deleted(&node).await;
+    drop(node);
+    services::drop_database(&db).await;
+}
+
+/// What `run` leaves (a block, invalidations; the revocation was undone)
+/// is in the store, for the next node to load. The block `run` leaves
+/// expires a second after it is made (a loaded machine may pass that): one
+/// that never expires makes the check independent of the clock.
+async fn what_is_left_is_stored(node: &Node) {
     node.protect(change(
         crate::protect::change::now_ms(),
         Op::Block {
@@ -376,9 +353,6 @@ async fn postgres_storage_conforms() {
             .unwrap()
             .is_empty()
     );
-    expired_entries_are_deleted(&node).await;
-    drop(node);
-    services::drop_database(&db).await;
 }
 
 /// Entries past `expire_at` leave the store when it is purged, and the

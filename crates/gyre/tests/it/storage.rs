@@ -566,20 +566,77 @@ impl Drop for OwnRedis {
     }
 }
 
+/// A master, its replica and a Sentinel watching them as `name`, all of
+/// the test's own.
+struct SentinelSet {
+    master: OwnRedis,
+    replica: OwnRedis,
+    sentinel: OwnRedis,
+    name: &'static str,
+}
+
+impl SentinelSet {
+    async fn start(name: &'static str) -> SentinelSet {
+        let master = OwnRedis::start("", false).await;
+        let replica = OwnRedis::start(&format!("replicaof 127.0.0.1 {}", master.port), false).await;
+        let sentinel = OwnRedis::start(
+            &format!(
+                "sentinel monitor {name} 127.0.0.1 {} 1\nsentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 5000",
+                master.port
+            ),
+            true,
+        )
+        .await;
+        SentinelSet {
+            master,
+            replica,
+            sentinel,
+            name,
+        }
+    }
+
+    /// The Sentinel address list of a config.
+    fn address(&self) -> Vec<String> {
+        vec![format!("127.0.0.1:{}", self.sentinel.port)]
+    }
+
+    /// Fails over to the replica, waits until it is master, and demotes
+    /// the old master at once, as Sentinel does a little later (before
+    /// that, a write to it is lost when it resyncs: replication is
+    /// asynchronous, in Centrifugo's deployments too).
+    async fn fail_over(&self) {
+        // (Sentinel must first have found the replica through the master.)
+        eventually("Sentinel starts a failover", async || {
+            self.sentinel
+                .query::<String>(&["SENTINEL", "FAILOVER", self.name])
+                .await
+                .is_ok()
+        })
+        .await;
+        let role = async |r: &OwnRedis| -> Option<Vec<u8>> {
+            match r.query::<Vec<redis::Value>>(&["ROLE"]).await.ok()?.first() {
+                Some(redis::Value::BulkString(b)) => Some(b.clone()),
+                _ => None,
+            }
+        };
+        eventually("the replica is master", async || {
+            role(&self.replica).await.as_deref() == Some(b"master")
+        })
+        .await;
+        let _: String = self
+            .master
+            .query(&["REPLICAOF", "127.0.0.1", &self.replica.port.to_string()])
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn storage_through_sentinel_follows_a_failover() {
-    let master = OwnRedis::start("", false).await;
-    let replica = OwnRedis::start(&format!("replicaof 127.0.0.1 {}", master.port), false).await;
-    let sentinel = OwnRedis::start(
-        &format!(
-            "sentinel monitor gyremaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds gyremaster 1000\nsentinel failover-timeout gyremaster 5000",
-            master.port
-        ),
-        true,
-    )
-    .await;
+    let set = SentinelSet::start("gyremaster").await;
+    let (master, replica, sentinel) = (&set.master, &set.replica, &set.sentinel);
     let f = json!({"storage_type": "redis", "reload_interval": "200ms",
-                   "redis": {"sentinel_address": [format!("127.0.0.1:{}", sentinel.port)],
+                   "redis": {"sentinel_address": set.address(),
                              "sentinel_master_name": "gyremaster", "prefix": "gyretest",
                              "connect_timeout": "500ms", "io_timeout": "1s"}});
     let cfg = json!({"user_block": f});
@@ -602,31 +659,7 @@ async fn storage_through_sentinel_follows_a_failover() {
     })
     .await;
     // Fail over to the replica; writes follow the new master.
-    // (Sentinel must first have found the replica through the master.)
-    eventually("Sentinel starts a failover", async || {
-        sentinel
-            .query::<String>(&["SENTINEL", "FAILOVER", "gyremaster"])
-            .await
-            .is_ok()
-    })
-    .await;
-    let role = async |r: &OwnRedis| -> Option<Vec<u8>> {
-        match r.query::<Vec<redis::Value>>(&["ROLE"]).await.ok()?.first() {
-            Some(redis::Value::BulkString(b)) => Some(b.clone()),
-            _ => None,
-        }
-    };
-    eventually("the replica is master", async || {
-        role(&replica).await.as_deref() == Some(b"master")
-    })
-    .await;
-    // Demote the old master now, as Sentinel does a little later (before
-    // that, a write to it is lost when it resyncs: replication is
-    // asynchronous, in Centrifugo's deployments too).
-    let _: String = master
-        .query(&["REPLICAOF", "127.0.0.1", &replica.port.to_string()])
-        .await
-        .unwrap();
+    set.fail_over().await;
     eventually("a write reaches the new master", async || {
         api.call("block_user", json!({"user": "after"})).await == json!({"result": {}})
     })
@@ -729,18 +762,9 @@ async fn storage_over_tls_to_redis() {
 /// themselves.
 #[tokio::test]
 async fn engine_through_sentinel_follows_a_failover() {
-    let master = OwnRedis::start("", false).await;
-    let replica = OwnRedis::start(&format!("replicaof 127.0.0.1 {}", master.port), false).await;
-    let sentinel = OwnRedis::start(
-        &format!(
-            "sentinel monitor gyreengine 127.0.0.1 {} 1\nsentinel down-after-milliseconds gyreengine 1000\nsentinel failover-timeout gyreengine 5000",
-            master.port
-        ),
-        true,
-    )
-    .await;
+    let set = SentinelSet::start("gyreengine").await;
     let cfg = json!({"engine": {"type": "redis", "redis": {
-        "sentinel_address": [format!("127.0.0.1:{}", sentinel.port)],
+        "sentinel_address": set.address(),
         "sentinel_master_name": "gyreengine", "prefix": "gyretest_engine",
         "connect_timeout": "500ms", "io_timeout": "1s"}}});
     let (a, b) = (server(cfg.clone()).await, server(cfg).await);
@@ -750,28 +774,7 @@ async fn engine_through_sentinel_follows_a_failover() {
     api.call("publish", json!({"channel": "chat:sentinel", "data": 1}))
         .await;
     assert_eq!(ws.recv().await["push"]["pub"]["data"], 1);
-    // Fail over and demote the old master (as Sentinel does a little later).
-    eventually("the replica knows the master", async || {
-        sentinel
-            .query::<String>(&["SENTINEL", "FAILOVER", "gyreengine"])
-            .await
-            .is_ok()
-    })
-    .await;
-    let role = async |r: &OwnRedis| -> Option<Vec<u8>> {
-        match r.query::<Vec<redis::Value>>(&["ROLE"]).await.ok()?.first() {
-            Some(redis::Value::BulkString(b)) => Some(b.clone()),
-            _ => None,
-        }
-    };
-    eventually("the replica is master", async || {
-        role(&replica).await.as_deref() == Some(b"master")
-    })
-    .await;
-    let _: String = master
-        .query(&["REPLICAOF", "127.0.0.1", &replica.port.to_string()])
-        .await
-        .unwrap();
+    set.fail_over().await;
     // Publications through A reach a subscriber on B again (a fresh one:
     // the old may have been told to recover meanwhile).
     let (mut fresh, _) = Ws::connected(&b, &token(json!({"sub": "s2"}))).await;
