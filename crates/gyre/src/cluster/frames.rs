@@ -40,19 +40,14 @@ pub(crate) enum FrameError {
     NotJson,
 }
 
-fn raw_of(b: &[u8]) -> Result<Raw, FrameError> {
-    let s = std::str::from_utf8(b).map_err(|_| FrameError::NotJson)?;
-    serde_json::value::RawValue::from_string(s.to_string())
-        .map(crate::protocol::share)
-        .map_err(|_| FrameError::NotJson)
-}
-
+/// Info bytes: none when empty, else JSON (JSON clients embed it).
 fn opt_raw(b: &[u8]) -> Result<Option<Raw>, FrameError> {
     if b.is_empty() {
-        Ok(None)
-    } else {
-        raw_of(b).map(Some)
+        return Ok(None);
     }
+    crate::protocol::json_from_bytes(b)
+        .map(|r| Some(crate::protocol::share(r)))
+        .ok_or(FrameError::NotJson)
 }
 
 /// Gyre's client info as protobuf.
@@ -60,16 +55,8 @@ pub(crate) fn info_to_pb(i: &ClientInfo) -> pb::ClientInfo {
     pb::ClientInfo {
         user: i.user.to_string(),
         client: i.client.to_string(),
-        conn_info: i
-            .conn_info
-            .as_ref()
-            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-            .unwrap_or_default(),
-        chan_info: i
-            .chan_info
-            .as_ref()
-            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-            .unwrap_or_default(),
+        conn_info: crate::protocol::raw_to_bytes(&i.conn_info),
+        chan_info: crate::protocol::raw_to_bytes(&i.chan_info),
     }
 }
 

@@ -80,8 +80,8 @@ impl Node {
                 client: t.client.to_string(),
                 channel: s.channel.clone(),
                 expire_at: s.expire_at,
-                channel_info: raw_bytes(&s.info),
-                data: raw_bytes(&s.data),
+                channel_info: crate::protocol::raw_to_bytes(&s.info),
+                data: crate::protocol::raw_to_bytes(&s.data),
                 recover_since: s.recover_since.as_ref().map(|p| pb::StreamPosition {
                     offset: p.offset,
                     epoch: p.epoch.clone(),
@@ -112,8 +112,8 @@ impl Node {
         let sub = ServerSubscribe {
             channel: s.channel.clone(),
             expire_at: s.expire_at,
-            info: raw_of(&s.channel_info),
-            data: raw_of(&s.data),
+            info: crate::protocol::json_from_bytes(&s.channel_info).map(crate::protocol::share),
+            data: crate::protocol::json_from_bytes(&s.data).map(crate::protocol::share),
             recover_since: s.recover_since.map(|p| crate::protocol::StreamPosition {
                 offset: p.offset,
                 epoch: p.epoch,
@@ -230,7 +230,7 @@ impl Node {
                 client: t.client.to_string(),
                 expired,
                 expire_at,
-                info: raw_bytes(&info),
+                info: crate::protocol::raw_to_bytes(&info),
                 ..Default::default()
             });
             self.broadcast_control(cmd).await?;
@@ -356,17 +356,3 @@ impl Node {
 
 /// `connections`: client id → the connection's description (JSON).
 pub type ConnectionItems = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
-
-/// A raw JSON value's bytes (empty for none).
-fn raw_bytes(r: &Option<Raw>) -> bytes::Bytes {
-    r.as_ref()
-        .map(|r| bytes::Bytes::copy_from_slice(r.get().as_bytes()))
-        .unwrap_or_default()
-}
-
-fn raw_of(b: &[u8]) -> Option<Raw> {
-    let s = std::str::from_utf8(b).ok().filter(|s| !s.is_empty())?;
-    serde_json::value::RawValue::from_string(s.to_string())
-        .ok()
-        .map(crate::protocol::share)
-}

@@ -94,6 +94,26 @@ impl ClusterState {
     }
 }
 
+impl ClusterState {
+    /// Records `offset` of `epoch` as delivered on `channel`; true when it
+    /// is not the one after the last delivered (a gap, or another epoch).
+    /// One look-up per publication.
+    fn advance(&self, channel: &str, offset: u64, epoch: String) -> bool {
+        let mut d = self.delivered.lock();
+        match d.get_mut(channel) {
+            Some(v) => {
+                let gap = v.1 != epoch || offset != v.0 + 1;
+                *v = (offset, epoch);
+                gap
+            }
+            None => {
+                d.insert(Arc::from(channel), (offset, epoch));
+                false
+            }
+        }
+    }
+}
+
 /// The shards' view of the node (weak: the node owns the shards' tasks).
 struct Link(Weak<Node>);
 
@@ -567,10 +587,10 @@ impl Node {
     /// publication missed before the first delivery is noticed too).
     pub(crate) fn note_position(&self, channel: &str, offset: u64, epoch: &str) {
         if let Some(c) = self.cluster() {
-            c.delivered
-                .lock()
-                .entry(Arc::from(channel))
-                .or_insert_with(|| (offset, epoch.to_string()));
+            let mut d = c.delivered.lock();
+            if !d.contains_key(channel) {
+                d.insert(Arc::from(channel), (offset, epoch.to_string()));
+            }
         }
     }
 
@@ -607,20 +627,7 @@ impl Node {
                         // Offsets on one node's PUB/SUB come in order and
                         // without gaps; a gap or another epoch means some
                         // were missed (a reconnect, Redis lost its data).
-                        let gap = {
-                            let mut d = c.delivered.lock();
-                            let gap = d
-                                .get(channel)
-                                .is_some_and(|(o, e)| *e != epoch || publication.offset != o + 1);
-                            match d.get_mut(channel) {
-                                Some(v) => *v = (publication.offset, epoch),
-                                None => {
-                                    d.insert(Arc::from(channel), (publication.offset, epoch));
-                                }
-                            }
-                            gap
-                        };
-                        if gap {
+                        if c.advance(channel, publication.offset, epoch) {
                             self.insufficient_state(channel);
                         }
                     }
@@ -712,7 +719,7 @@ impl Node {
                 }
             }
         } else if let Some(r) = cmd.refresh {
-            let info = (!r.info.is_empty()).then(|| frames_raw(&r.info)).flatten();
+            let info = crate::protocol::json_from_bytes(&r.info).map(crate::protocol::share);
             self.apply_refresh(&r.user, &r.client, r.expired, r.expire_at, info);
         } else {
             tracing::debug!("unknown control command ignored");
@@ -781,13 +788,6 @@ impl Node {
         });
         self.broadcast_control(cmd).await
     }
-}
-
-fn frames_raw(b: &[u8]) -> Option<crate::protocol::Raw> {
-    let s = std::str::from_utf8(b).ok()?;
-    serde_json::value::RawValue::from_string(s.to_string())
-        .ok()
-        .map(crate::protocol::share)
 }
 
 /// The broker and presence a config asks for, and the cluster state when

@@ -67,20 +67,9 @@ impl Node {
     /// client asked, or the namespace forces them): see `Subscriber::join_leave`.
     /// With the Redis engine, the push goes through Redis to every node.
     pub(crate) fn join_leave(&self, channel: &str, join: bool, info: &ClientInfo) {
-        if self.publish_join_leave(channel, join, info) {
-            return;
+        if !self.publish_join_leave(channel, join, info) {
+            self.local_join_leave(channel, join, info);
         }
-        let frames = PushFrames::new(|kind| {
-            kind.push(
-                channel,
-                if join {
-                    Push::Join(info)
-                } else {
-                    Push::Leave(info)
-                },
-            )
-        });
-        self.hub.broadcast(channel, &frames, true);
     }
 
     /// History with Centrifugo's limits applied: `limit` 0 = only the

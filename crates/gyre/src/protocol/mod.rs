@@ -435,6 +435,21 @@ pub fn share(raw: Box<RawValue>) -> Raw {
     Arc::from(raw)
 }
 
+/// Raw JSON from bytes (a protobuf field, a Redis payload): `None` when
+/// empty or not JSON.
+pub fn json_from_bytes(b: &[u8]) -> Option<Box<RawValue>> {
+    let s = std::str::from_utf8(b).ok().filter(|s| !s.is_empty())?;
+    RawValue::from_string(s.to_string()).ok()
+}
+
+/// The bytes of an optional raw JSON value (empty for none), for a
+/// protobuf `bytes` field.
+pub fn raw_to_bytes(r: &Option<Raw>) -> Bytes {
+    r.as_ref()
+        .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+        .unwrap_or_default()
+}
+
 /// Raw JSON `null`, used where a payload is required but absent.
 pub fn null() -> Raw {
     share(RawValue::from_string("null".into()).expect("null is JSON"))

@@ -9,34 +9,21 @@
 use super::{
     ChannelRequest, ClientInfo, Command, ConnectRequest, HistoryRequest, Payload, Publication,
     PublishRequest, Push, RefreshRequest, Reply, RpcRequest, SendRequest, StreamPosition,
-    SubRefreshRequest, SubscribeRequest, SubscribeResult,
+    SubRefreshRequest, SubscribeRequest, SubscribeResult, json_from_bytes, raw_to_bytes,
 };
 use crate::pb::client as pb;
 use bytes::Bytes;
 use prost::Message;
-use serde_json::value::RawValue;
 
 /// Why a frame could not be decoded: always disconnect 3501.
 pub use super::json::DecodeError;
 
+// Connect, subscribe, RPC and send `data` must be JSON on Gyre's side
+// (proxies and JSON clients read it): bytes that are not are taken as
+// absent (`json_from_bytes`).
+
 /// The server ping: an empty `Reply` (length 0).
 pub(super) const PING: &[u8] = &[0];
-
-fn raw_bytes(r: &Option<super::Raw>) -> Bytes {
-    r.as_ref()
-        .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-        .unwrap_or_default()
-}
-
-/// Bytes that must be JSON on Gyre's side (connect/subscribe data, RPC):
-/// JSON or nothing.
-fn json_of(b: &[u8]) -> Option<Box<RawValue>> {
-    if b.is_empty() {
-        return None;
-    }
-    let s = std::str::from_utf8(b).ok()?;
-    RawValue::from_string(s.to_string()).ok()
-}
 
 fn info(i: &ClientInfo) -> pb::ClientInfo {
     crate::cluster::frames::info_to_pb(i)
@@ -62,7 +49,7 @@ fn subscribe_result(r: &SubscribeResult) -> pb::SubscribeResult {
         recovered: r.recovered,
         offset: r.offset,
         positioned: r.positioned,
-        data: raw_bytes(&r.data),
+        data: raw_to_bytes(&r.data),
         was_recovering: r.was_recovering,
         delta: false,
     }
@@ -85,7 +72,7 @@ pub(super) fn reply(id: u32, r: Reply<'_>) -> Bytes {
                 version: c.version.to_string(),
                 expires: c.expires,
                 ttl: c.ttl,
-                data: raw_bytes(&c.data),
+                data: raw_to_bytes(&c.data),
                 subs: c
                     .subs
                     .iter()
@@ -178,7 +165,7 @@ pub(super) fn push_message(channel: &str, p: Push<'_>) -> pb::Push {
                 epoch: r.epoch.clone(),
                 offset: r.offset,
                 positioned: r.positioned,
-                data: raw_bytes(&r.data),
+                data: raw_to_bytes(&r.data),
             })
         }
         Push::Refresh(r) => {
@@ -221,7 +208,7 @@ fn subscribe_request(r: pb::SubscribeRequest) -> SubscribeRequest {
         recover: r.recover,
         epoch: r.epoch,
         offset: r.offset,
-        data: json_of(&r.data),
+        data: json_from_bytes(&r.data),
         positioned: r.positioned,
         recoverable: r.recoverable,
         join_leave: r.join_leave,
@@ -237,7 +224,7 @@ fn command(c: pb::Command) -> Command {
         connect: c.connect.map(|r| {
             Box::new(ConnectRequest {
                 token: r.token,
-                data: json_of(&r.data),
+                data: json_from_bytes(&r.data),
                 subs: r
                     .subs
                     .into_iter()
@@ -279,13 +266,13 @@ fn command(c: pb::Command) -> Command {
         ping: c.ping.map(|_| serde::de::IgnoredAny),
         send: c.send.map(|r| {
             Box::new(SendRequest {
-                data: json_of(&r.data),
+                data: json_from_bytes(&r.data),
             })
         }),
         rpc: c.rpc.map(|r| {
             Box::new(RpcRequest {
                 method: r.method,
-                data: json_of(&r.data),
+                data: json_from_bytes(&r.data),
             })
         }),
         refresh: c

@@ -110,11 +110,7 @@ async fn publications_history_and_recovery_across_nodes() {
     let (api_a, api_b) = (Api::new(&a), Api::new(&b));
     let (mut on_a, _) = Ws::connected(&a, &token(json!({"sub": "1"}))).await;
     let (mut on_b, _) = Ws::connected(&b, &token(json!({"sub": "2"}))).await;
-    on_a.send_json(json!({"id": 2, "subscribe": {"channel": "chat:x", "recoverable": true}}))
-        .await;
-    let sub = on_a.recv().await;
-    assert_eq!(sub["id"], 2, "{sub}");
-    let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_string();
+    let epoch = on_a.subscribe_recoverable("chat:x").await;
     assert_eq!(epoch.len(), 8, "Centrifugo-style epoch: {epoch}");
     on_b.subscribe(2, "chat:x").await;
 

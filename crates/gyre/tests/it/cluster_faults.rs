@@ -304,13 +304,7 @@ async fn redis_cluster_of_three_masters() {
 
     // Publications with history across nodes.
     let (mut on_a, _) = Ws::connected(&a, &token(json!({"sub": "1"}))).await;
-    on_a.send_json(json!({"id": 2, "subscribe": {"channel": "chat:c", "recoverable": true}}))
-        .await;
-    let sub = on_a.recv().await;
-    let epoch = sub["subscribe"]["epoch"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{sub}"))
-        .to_string();
+    let epoch = on_a.subscribe_recoverable("chat:c").await;
     for n in 1..=3u64 {
         let r = api_b
             .call("publish", json!({"channel": "chat:c", "data": {"n": n}}))
@@ -421,13 +415,7 @@ async fn redis_restart_during_traffic() {
 
     // A positioned subscriber on B, one publication delivered.
     let (mut ws, _) = Ws::connected(&b, &token(json!({"sub": "s"}))).await;
-    ws.send_json(json!({"id": 2, "subscribe": {"channel": "chat:r", "recoverable": true}}))
-        .await;
-    let sub = ws.recv().await;
-    let epoch = sub["subscribe"]["epoch"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{sub}"))
-        .to_string();
+    let epoch = ws.subscribe_recoverable("chat:r").await;
     let r0 = api_a
         .call("publish", json!({"channel": "chat:r", "data": "before"}))
         .await;
@@ -707,13 +695,7 @@ async fn pubsub_cut_makes_subscribers_recover() {
     let api_a = Api::new(&a);
     nodes_listed(&api_a, 2).await;
     let (mut ws, _) = Ws::connected(&b, &token(json!({"sub": "s"}))).await;
-    ws.send_json(json!({"id": 2, "subscribe": {"channel": "chat:g", "recoverable": true}}))
-        .await;
-    let sub = ws.recv().await;
-    let epoch = sub["subscribe"]["epoch"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{sub}"))
-        .to_string();
+    let epoch = ws.subscribe_recoverable("chat:g").await;
     let publish = |n: u64| {
         let api = &api_a;
         async move {

@@ -179,6 +179,18 @@ impl Ws {
         (ws, r["connect"].clone())
     }
 
+    /// Subscribes with `recoverable: true` (id 2) and returns the epoch.
+    pub async fn subscribe_recoverable(&mut self, channel: &str) -> String {
+        self.send_json(json!({"id": 2, "subscribe": {"channel": channel, "recoverable": true}}))
+            .await;
+        let sub = self.recv().await;
+        assert_eq!(sub["id"], 2, "{sub}");
+        sub["subscribe"]["epoch"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no epoch: {sub}"))
+            .to_string()
+    }
+
     pub async fn subscribe(&mut self, id: u32, channel: &str) -> Value {
         self.send_json(json!({"id": id, "subscribe": {"channel": channel}}))
             .await;
