@@ -49,51 +49,62 @@ pub fn encode_error(id: u32, err: &crate::codes::ClientError) -> Bytes {
     encode_reply(id, "error", err)
 }
 
-/// Encodes a push wrapped in a reply: `{"push":{"channel":C,"<kind>":<body>}}`.
-pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
-    let mut buf = Vec::with_capacity(96);
-    buf.extend_from_slice(b"{\"push\":{");
+/// Writes `{"channel":C,"<kind>":<body>}` (no `channel` when empty).
+fn write_push<T: Serialize>(buf: &mut Vec<u8>, channel: &str, kind: &str, body: &T) {
+    buf.push(b'{');
     if !channel.is_empty() {
         buf.extend_from_slice(b"\"channel\":");
-        serde_json::to_writer(&mut buf, channel).expect("string serializes");
+        serde_json::to_writer(&mut *buf, channel).expect("string serializes");
         buf.push(b',');
     }
     buf.push(b'"');
     buf.extend_from_slice(kind.as_bytes());
     buf.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut buf, body).expect("push serializes");
-    buf.extend_from_slice(b"}}");
+    serde_json::to_writer(&mut *buf, body).expect("push serializes");
+    buf.push(b'}');
+}
+
+/// Encodes a push wrapped in a reply: `{"push":{"channel":C,"<kind>":<body>}}`.
+pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
+    let mut buf = Vec::with_capacity(96);
+    buf.extend_from_slice(b"{\"push\":");
+    write_push(&mut buf, channel, kind, body);
+    buf.push(b'}');
     Bytes::from(buf)
 }
 
 /// Encodes a bare push (unidirectional transports): `{"channel":C,"<kind>":<body>}`.
 pub(super) fn encode_uni_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> Bytes {
     let mut buf = Vec::with_capacity(96);
-    buf.push(b'{');
-    if !channel.is_empty() {
-        buf.extend_from_slice(b"\"channel\":");
-        serde_json::to_writer(&mut buf, channel).expect("string serializes");
-        buf.push(b',');
-    }
-    buf.push(b'"');
-    buf.extend_from_slice(kind.as_bytes());
-    buf.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut buf, body).expect("push serializes");
-    buf.push(b'}');
+    write_push(&mut buf, channel, kind, body);
     Bytes::from(buf)
+}
+
+/// A typed push, wrapped in a reply (bidirectional) or bare
+/// (unidirectional). Written raw, data that is not JSON would break the
+/// client's frame (centrifuge-js tears the connection down): empty, not sent.
+fn typed_push(channel: &str, p: Push<'_>, wrapped: bool) -> Bytes {
+    fn enc<T: Serialize>(channel: &str, kind: &str, body: &T, wrapped: bool) -> Bytes {
+        if wrapped {
+            encode_push(channel, kind, body)
+        } else {
+            encode_uni_push(channel, kind, body)
+        }
+    }
+    match p {
+        Push::Pub(x) if !x.data.is_json() => Bytes::new(),
+        Push::Pub(x) => enc(channel, "pub", x, wrapped),
+        Push::Join(info) => enc(channel, "join", &super::JoinLeave { info }, wrapped),
+        Push::Leave(info) => enc(channel, "leave", &super::JoinLeave { info }, wrapped),
+        Push::Unsubscribe(x) => enc(channel, "unsubscribe", &x, wrapped),
+        Push::Subscribe(x) => enc(channel, "subscribe", x, wrapped),
+        Push::Refresh(x) => enc(channel, "refresh", x, wrapped),
+    }
 }
 
 /// A typed push for unidirectional transports.
 pub(super) fn uni_push(channel: &str, p: Push<'_>) -> Bytes {
-    match p {
-        Push::Pub(x) if !x.data.is_json() => Bytes::new(),
-        Push::Pub(x) => encode_uni_push(channel, "pub", x),
-        Push::Join(info) => encode_uni_push(channel, "join", &super::JoinLeave { info }),
-        Push::Leave(info) => encode_uni_push(channel, "leave", &super::JoinLeave { info }),
-        Push::Unsubscribe(x) => encode_uni_push(channel, "unsubscribe", &x),
-        Push::Subscribe(x) => encode_uni_push(channel, "subscribe", x),
-        Push::Refresh(x) => encode_uni_push(channel, "refresh", x),
-    }
+    typed_push(channel, p, false)
 }
 
 /// Replies on unidirectional transports: only the connect result exists,
@@ -160,17 +171,7 @@ pub(super) fn reply(id: u32, r: Reply<'_>) -> Bytes {
 
 /// Encodes a typed push.
 pub(super) fn push(channel: &str, p: Push<'_>) -> Bytes {
-    match p {
-        // Written raw, bytes that are not JSON would break the client's
-        // frame (centrifuge-js tears the connection down): not sent.
-        Push::Pub(x) if !x.data.is_json() => Bytes::new(),
-        Push::Pub(x) => encode_push(channel, "pub", x),
-        Push::Join(info) => encode_push(channel, "join", &super::JoinLeave { info }),
-        Push::Leave(info) => encode_push(channel, "leave", &super::JoinLeave { info }),
-        Push::Unsubscribe(x) => encode_push(channel, "unsubscribe", &x),
-        Push::Subscribe(x) => encode_push(channel, "subscribe", x),
-        Push::Refresh(x) => encode_push(channel, "refresh", x),
-    }
+    typed_push(channel, p, true)
 }
 
 #[cfg(test)]
